@@ -1,0 +1,1 @@
+"""Pre-training: proxy-task batch builders, per-method objectives and the training loop."""

@@ -1,0 +1,328 @@
+"""The epoch/step loop: DDP, checkpoints every epoch and every N steps, exact resume,
+ReduceLROnPlateau and early stopping on the validation loss, metrics and progress.
+
+Contract with a stage:
+
+* ``objective(batch, generator) -> dict``: ``"loss"`` (backpropagated) plus detached
+  scalar metrics; ``batch`` is the collated dict from the datasets, already on the device.
+* ``optimizer_factory(objective) -> Optimizer`` (one optimizer; parameter groups carry
+  per-module learning rates).
+* ``save_best(objective, row)``: called on rank 0 when the validation loss improves.
+* Datasets are map-style; one with ``set_epoch(epoch)`` gets it before each epoch.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from SARCore.config import check_choice, check_positive, to_dict
+from SARCore.errors import CheckpointError
+from SARCore.progress import NullReporter, Reporter
+from SARCore.training import checkpoint as ckpt
+from SARCore.training.device import resolve_device
+from SARCore.training.distributed import (
+    DistInfo,
+    broadcast_flag,
+    cleanup,
+    init_distributed,
+    reduce_sums,
+)
+from SARCore.training.early_stopping import EarlyStopping
+from SARCore.training.metrics_log import plot_loss_curves, write_metrics_csv
+from SARCore.training.sampler import ResumableDistributedSampler
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LoopConfig:
+    """Loop settings; defaults are MG's pre-training schedule."""
+
+    epochs: int = 100
+    max_steps: int = 0            # stop after this many optimizer steps in all (0: no limit)
+    steps_per_epoch: int = 0      # cap on batches per epoch (0: one pass over the data)
+    batch_size: int = 6
+    patience: int = 50            # early stopping: epochs without validation improvement
+    plateau_patience: int = 10    # ReduceLROnPlateau
+    plateau_factor: float = 0.5
+    min_lr: float = 1e-6
+    min_delta: float = 1e-4
+    checkpoint_every: int = 0     # extra checkpoint every N steps (0: end of epoch only)
+    seed: int = 0
+    device: str = "auto"
+    amp: str = "auto"             # bf16 autocast: auto (CUDA only), bf16, off
+    channels_last: bool = False
+    compile: bool = False
+    num_workers: int = 0
+    sync_batchnorm: bool = True   # under DDP, so N ranks x B equals one rank x N*B
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "patience", "plateau_patience"):
+            check_positive(name, getattr(self, name), integer=True)
+        for name in ("max_steps", "steps_per_epoch", "checkpoint_every", "num_workers", "seed"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                from SARCore.errors import ConfigError
+                raise ConfigError(f"{name} must be a non-negative integer, not {value!r}")
+        check_positive("plateau_factor", self.plateau_factor)
+        check_choice("amp", self.amp, ("auto", "bf16", "off"))
+
+
+@dataclass
+class TrainResult:
+    best_val: float
+    best_epoch: int
+    epochs_run: int
+    global_step: int
+    stopped_early: bool
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _to_device(batch: Any, device: torch.device, channels_last: bool) -> Any:
+    if isinstance(batch, dict):
+        return {k: _to_device(v, device, channels_last) for k, v in batch.items()}
+    if isinstance(batch, torch.Tensor):
+        batch = batch.to(device, non_blocking=True)
+        if channels_last and batch.ndim == 5:
+            batch = batch.contiguous(memory_format=torch.channels_last_3d)
+    return batch
+
+
+class _MeanMeter:
+    """Sample-weighted sums of scalar metrics (reduced across ranks at epoch end)."""
+
+    def __init__(self, state: dict[str, float] | None = None):
+        self.sums: dict[str, float] = dict(state or {})
+
+    def add(self, terms: dict[str, torch.Tensor], n: int) -> None:
+        for key, value in terms.items():
+            self.sums[key] = self.sums.get(key, 0.0) + float(value.detach()) * n
+        self.sums["_n"] = self.sums.get("_n", 0.0) + n
+
+    def means(self, device: torch.device, info: DistInfo) -> dict[str, float]:
+        sums = reduce_sums(self.sums, device, info)
+        n = max(sums.pop("_n", 0.0), 1.0)
+        return {k: v / n for k, v in sums.items()}
+
+
+class _Run:
+    """One call of :func:`train`; split in methods to keep each step readable."""
+
+    def __init__(self, objective: nn.Module, optimizer_factory: Callable[[nn.Module], Any],
+                 train_set: Dataset, val_set: Dataset | None, out_dir: Path,
+                 config: LoopConfig, reporter: Reporter, stage: str,
+                 save_best: Callable[[nn.Module, dict[str, Any]], None] | None):
+        self.config, self.reporter, self.stage, self.out_dir = config, reporter, stage, out_dir
+        self.info, self.device = init_distributed(resolve_device(config.device))
+        torch.manual_seed(config.seed)
+        if self.info.enabled and config.sync_batchnorm:
+            objective = nn.SyncBatchNorm.convert_sync_batchnorm(objective)
+        self.objective = objective.to(self.device)
+        if config.channels_last:
+            self.objective = self.objective.to(memory_format=torch.channels_last_3d)
+        self.optimizer = optimizer_factory(self.objective)
+        self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            self.optimizer, factor=config.plateau_factor, patience=config.plateau_patience,
+            threshold=config.min_delta, threshold_mode="abs", min_lr=config.min_lr)
+        self.stopper = EarlyStopping(config.patience, config.min_delta)
+        self.model = self._wrap(self.objective)
+        self.generator = torch.Generator(device=self.device)
+        self.generator.manual_seed(config.seed * 1000 + self.info.rank)
+        self.train_set, self.val_set, self.save_best = train_set, val_set, save_best
+        self.sampler = ResumableDistributedSampler(train_set, self.info.world_size,
+                                                   self.info.rank, config.seed)
+        self.batches_per_epoch = self.sampler.num_samples // config.batch_size
+        if config.steps_per_epoch:
+            self.batches_per_epoch = min(self.batches_per_epoch, config.steps_per_epoch)
+        if self.batches_per_epoch == 0:
+            from SARCore.errors import DataError
+            raise DataError(f"{len(train_set)} training samples give no full batch of "  # type: ignore[arg-type]
+                            f"{config.batch_size} per process", out_dir,
+                            "lower --batch-size or add data")
+        self.epoch, self.batch_in_epoch, self.global_step = 0, 0, 0
+        self.history: list[dict[str, Any]] = []
+        self.meter = _MeanMeter()
+
+    def _wrap(self, objective: nn.Module) -> nn.Module:
+        model = objective
+        if self.config.compile:
+            model = torch.compile(model)  # type: ignore[assignment]
+        if self.info.enabled:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            unused = bool(getattr(objective, "find_unused_parameters", False))
+            model = nn.parallel.DistributedDataParallel(model, device_ids=ids,
+                                                        find_unused_parameters=unused)
+        return model
+
+    @property
+    def autocast(self) -> torch.autocast:
+        amp = self.config.amp
+        enabled = amp == "bf16" or (amp == "auto" and self.device.type == "cuda")
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=enabled)
+
+    @property
+    def total_steps(self) -> int:
+        total = self.config.epochs * self.batches_per_epoch
+        return min(total, self.config.max_steps) if self.config.max_steps else total
+
+    # -- checkpoints -------------------------------------------------------------------
+    def checkpoint_state(self) -> dict[str, Any]:
+        return {"model": self.objective.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(), "stopper": self.stopper.state_dict(),
+                "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
+                "global_step": self.global_step, "history": self.history,
+                "meter": self.meter.sums, "world_size": self.info.world_size,
+                "config": to_dict(self.config), "rng": ckpt.capture_rng_state(self.generator)}
+
+    def save_checkpoint(self) -> None:
+        if self.info.is_main:
+            ckpt.save_checkpoint(self.out_dir / ckpt.CHECKPOINT_NAME, self.checkpoint_state())
+
+    def resume(self) -> None:
+        state = ckpt.load_checkpoint(self.out_dir / ckpt.CHECKPOINT_NAME)
+        if state["world_size"] != self.info.world_size:
+            raise CheckpointError(f"checkpoint was written by {state['world_size']} processes, "
+                                  f"this run has {self.info.world_size}",
+                                  self.out_dir / ckpt.CHECKPOINT_NAME,
+                                  "resume with the same number of processes")
+        try:
+            self.objective.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+        except (RuntimeError, ValueError, KeyError) as exc:
+            raise CheckpointError(f"checkpoint does not fit this model/method: "
+                                  f"{str(exc).splitlines()[0][:200]}",
+                                  self.out_dir / ckpt.CHECKPOINT_NAME) from exc
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.stopper.load_state_dict(state["stopper"])
+        self.epoch, self.batch_in_epoch = state["epoch"], state["batch_in_epoch"]
+        self.global_step, self.history = state["global_step"], list(state["history"])
+        self.meter = _MeanMeter(state["meter"])
+        ckpt.restore_rng_state(state["rng"], self.generator)
+        log.info("resumed at epoch %d, batch %d, step %d", self.epoch, self.batch_in_epoch,
+                 self.global_step)
+
+    # -- epochs ------------------------------------------------------------------------
+    def _loader(self, dataset: Dataset, sampler: Any, shuffle: bool = False) -> DataLoader:
+        return DataLoader(dataset, batch_size=self.config.batch_size, sampler=sampler,
+                          shuffle=shuffle, num_workers=self.config.num_workers,
+                          pin_memory=self.device.type == "cuda", drop_last=sampler is not None,
+                          persistent_workers=False)
+
+    def train_epoch(self) -> bool:
+        """Runs the rest of the current epoch; False when max_steps cut it short."""
+        for dataset in (self.train_set, self.val_set):
+            if hasattr(dataset, "set_epoch"):
+                dataset.set_epoch(self.epoch)  # type: ignore[union-attr]
+        self.sampler.set_epoch(self.epoch)
+        self.sampler.set_start(self.batch_in_epoch * self.config.batch_size)
+        self.objective.train()
+        for batch in self._loader(self.train_set, self.sampler):
+            if self.batch_in_epoch >= self.batches_per_epoch:
+                break
+            if self.config.max_steps and self.global_step >= self.config.max_steps:
+                return False
+            self.train_step(batch)
+        return True
+
+    def train_step(self, batch: Any) -> None:
+        batch = _to_device(batch, self.device, self.config.channels_last)
+        with self.autocast:
+            terms = self.model(batch, self.generator)
+        loss = terms["loss"]
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"{self.stage} loss became {loss.item()} at step "
+                                     f"{self.global_step}; lower the learning rate")
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        n = next(v for v in batch.values() if isinstance(v, torch.Tensor)).shape[0]
+        self.meter.add(terms, n)
+        self.batch_in_epoch += 1
+        self.global_step += 1
+        every = self.config.checkpoint_every
+        if every and self.global_step % every == 0:
+            self.save_checkpoint()
+        running = self.meter.sums["loss"] / max(self.meter.sums["_n"], 1.0)
+        self.reporter.progress(self.global_step, self.total_steps,
+                               f"epoch {self.epoch + 1}/{self.config.epochs}", stage=self.stage,
+                               loss=round(running, 6))
+
+    @torch.no_grad()
+    def validate(self) -> dict[str, float]:
+        if self.val_set is None:
+            return {}
+        self.objective.eval()
+        generator = torch.Generator(device=self.device)
+        generator.manual_seed(self.config.seed + 1_000_003)  # same corruptions every epoch
+        meter = _MeanMeter()
+        sampler = (ResumableDistributedSampler(self.val_set, self.info.world_size,
+                                               self.info.rank, self.config.seed, shuffle=False,
+                                               drop_last=False) if self.info.enabled else None)
+        for batch in self._loader(self.val_set, sampler):
+            batch = _to_device(batch, self.device, self.config.channels_last)
+            with self.autocast:
+                terms = self.objective(batch, generator)
+            meter.add(terms, next(v for v in batch.values() if isinstance(v, torch.Tensor)).shape[0])
+        return meter.means(self.device, self.info)
+
+    def end_epoch(self, seconds: float) -> bool:
+        """Validation, scheduling, best model, files; True when training should stop."""
+        train = self.meter.means(self.device, self.info)
+        val = self.validate()
+        monitored = val.get("loss", train.get("loss", math.inf))
+        row: dict[str, Any] = {"epoch": self.epoch + 1, "step": self.global_step,
+                               "lr": self.optimizer.param_groups[0]["lr"],
+                               "seconds": round(seconds, 2)}
+        row.update({f"train_{k}": v for k, v in train.items()})
+        row.update({f"val_{k}": v for k, v in val.items()})
+        self.scheduler.step(monitored)
+        improved = self.stopper.update(monitored, self.epoch + 1)
+        self.history.append(row)
+        self.epoch, self.batch_in_epoch, self.meter = self.epoch + 1, 0, _MeanMeter()
+        if self.info.is_main:
+            if improved and self.save_best is not None:
+                self.save_best(self.objective, row)
+            self.save_checkpoint()
+            write_metrics_csv(self.out_dir / "metrics.csv", self.history)
+            plot_loss_curves(self.out_dir / "loss_curves.png", self.history, self.stage)
+        self.reporter.log(f"{self.stage} epoch {self.epoch}: " + ", ".join(
+            f"{k}={v:.4g}" for k, v in row.items() if isinstance(v, float) and k != "seconds"))
+        return broadcast_flag(self.stopper.should_stop, self.device, self.info)
+
+
+def train(objective: nn.Module, optimizer_factory: Callable[[nn.Module], Any],
+          train_set: Dataset, val_set: Dataset | None, out_dir: str | Path,
+          config: LoopConfig, *, resume: bool = False,
+          save_best: Callable[[nn.Module, dict[str, Any]], None] | None = None,
+          reporter: Reporter | None = None, stage: str = "train") -> TrainResult:
+    """Train ``objective`` until epochs, ``max_steps`` or early stopping end it."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    run = _Run(objective, optimizer_factory, train_set, val_set, out_dir, config,
+               reporter or NullReporter(), stage, save_best)
+    try:
+        if resume:
+            run.resume()
+        stopped_early = run.stopper.should_stop
+        while not stopped_early and run.epoch < config.epochs:
+            started = time.monotonic()
+            finished = run.train_epoch()
+            if not finished and run.batch_in_epoch == 0:
+                break
+            stopped_early = run.end_epoch(time.monotonic() - started)
+            if not finished or (config.max_steps and run.global_step >= config.max_steps):
+                break
+        return TrainResult(run.stopper.best, run.stopper.best_epoch, run.epoch, run.global_step,
+                           stopped_early, run.history)
+    finally:
+        cleanup(run.info)
