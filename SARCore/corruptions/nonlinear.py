@@ -1,0 +1,133 @@
+"""MG's non-linear intensity transform: a random monotone cubic Bezier curve.
+
+The curve has end points (0, 0) and (1, 1) and two inner control points drawn uniformly
+in the unit square. With control points in [0, 1] both coordinates of a cubic Bezier
+are non-decreasing in the curve parameter, so the curve is the graph of an increasing
+map ``y(x)``. MG tabulates it at ``nTimes`` parameter values, sorts the x values and,
+half of the time, leaves the y values in reverse order: the map becomes decreasing (an
+intensity inversion that sends the k-th smallest table x to the k-th largest table y).
+Voxels are mapped by linear interpolation in that table (``np.interp``).
+
+Batched here: each sample's table (``points`` values, MG uses 100,000; 1,000 is far
+below display precision) is resampled once on a uniform grid of ``LUT_CELLS`` cells, and
+every voxel then costs an O(1) lookup and one linear interpolation instead of a binary
+search. The map stays monotone and exact at the grid points (0 and 1 included). Against
+MG's 100,000-point ``np.interp`` the median curve differs by 5e-7 at most; only near a
+(near-)vertical tangent, within one cell (6e-5) of it, the straight piece misses the
+curve by more (99th percentile of random curves 1.6e-3, degenerate control points
+x1 = x2 = 0 up to 0.05 for values below 6e-5).
+Values are mapped in float32 whatever the cube's dtype.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+from torch import Tensor
+
+from SARCore.corruptions.params import TensorParams
+from SARCore.corruptions.rng import RandomSource
+
+LUT_CELLS = 16384
+
+
+@dataclasses.dataclass(frozen=True)
+class NonlinearParams(TensorParams):
+    """``apply (B,)`` bool, ``controls (B, 2, 2)`` inner points ``[[x1, y1], [x2, y2]]``,
+    ``invert (B,)`` bool (decreasing map)."""
+
+    apply: Tensor
+    controls: Tensor
+    invert: Tensor
+
+
+def sample_nonlinear_params(batch_size: int, prob: float, invert_prob: float,
+                            rng: RandomSource) -> NonlinearParams:
+    """Draw whether each sample is transformed, its control points and its direction."""
+    apply = rng.uniform(batch_size) < prob
+    controls = rng.uniform(batch_size, 2, 2)
+    invert = rng.uniform(batch_size) < invert_prob
+    return NonlinearParams(apply, controls, invert)
+
+
+def bezier_table(controls: Tensor, invert: Tensor, points: int) -> tuple[Tensor, Tensor]:
+    """MG's curve table ``(xs, ys)``, each ``(B, points)`` float32, ``xs`` ascending.
+
+    ``controls (B, 2, 2)``; rows with ``invert`` get their ``ys`` reversed (decreasing map).
+    """
+    s = torch.linspace(0.0, 1.0, points, dtype=torch.float64, device=controls.device)
+    weights = torch.stack([3 * s * (1 - s) ** 2, 3 * s**2 * (1 - s), s**3]).float()
+    c = controls.float()
+    xs = c[:, 0, 0:1] * weights[0] + c[:, 1, 0:1] * weights[1] + weights[2]
+    ys = c[:, 0, 1:2] * weights[0] + c[:, 1, 1:2] * weights[1] + weights[2]
+    # Monotone in exact arithmetic; the sort only removes rounding-level disorder.
+    xs, ys = xs.sort(dim=1).values, ys.sort(dim=1).values
+    ys = torch.where(invert[:, None], ys.flip(1), ys)
+    return xs, ys
+
+
+def grid_values(xs: Tensor, ys: Tensor, cells: int) -> Tensor:
+    """Row-wise ``np.interp(i / cells, xs[b], ys[b])`` for ``i = 0..cells``: ``(B, cells + 1)``.
+
+    ``xs`` ascending in [0, 1]. The bracketing table index of every grid point comes from
+    a histogram of the table over the grid (a cumulative count), not a binary search.
+    """
+    batch, points = xs.shape
+    first_grid = torch.ceil(xs * cells).long().clamp_(0, cells + 1)
+    hist = torch.zeros(batch, cells + 2, dtype=torch.int32, device=xs.device)
+    hist.scatter_add_(1, first_grid, torch.ones_like(first_grid, dtype=torch.int32))
+    hi = hist[:, :cells + 1].cumsum(dim=1).clamp_(1, points - 1)
+    # x and y travel as one 8-byte value: two gathers instead of four.
+    table = torch.stack([xs, ys], dim=2).view(torch.float64).squeeze(2)
+    upper = table.gather(1, hi).view(torch.float32).view(batch, cells + 1, 2)
+    lower = table.gather(1, hi - 1).view(torch.float32).view(batch, cells + 1, 2)
+    grid = torch.arange(cells + 1, dtype=torch.float32, device=xs.device) / cells
+    span = upper - lower
+    frac = ((grid - lower[..., 0]) / span[..., 0].clamp_min(1e-12)).clamp_(0, 1)
+    return torch.addcmul(lower[..., 1], frac, span[..., 1])
+
+
+def intensity_lut(params: NonlinearParams, points: int) -> Tensor:
+    """Per-sample line pieces on the uniform grid, ``(B, LUT_CELLS + 1, 2)`` float32 pairs
+    ``(intercept, slope)``: in cell ``i = floor(x * LUT_CELLS)``,
+    ``y = intercept + slope * x * LUT_CELLS``. The extra last cell (x = 1) is constant."""
+    xs, ys = bezier_table(params.controls, params.invert, points)
+    values = grid_values(xs, ys, LUT_CELLS)
+    slope = torch.diff(values, dim=1, append=values[:, -1:])
+    cell = torch.arange(LUT_CELLS + 1, dtype=torch.float32, device=values.device)
+    return torch.stack([values - cell * slope, slope], dim=2)
+
+
+def _map_cube(cube: Tensor, pairs: Tensor, out: Tensor) -> None:
+    """``out = curve(cube)`` for one flattened cube; ``pairs (LUT_CELLS + 1,)`` float64 views
+    of (intercept, slope): one 4-byte index and one 8-byte lookup per voxel."""
+    pos = cube.float() * LUT_CELLS
+    line = pairs.index_select(0, pos.int()).view(torch.float32).view(-1, 2)
+    torch.addcmul(line[:, 0], pos, line[:, 1], out=out)
+    out.clamp_(0, 1)
+
+
+def apply_nonlinear(batch: Tensor, params: NonlinearParams, points: int = 1000,
+                    inplace: bool = False) -> Tensor:
+    """``batch (B, C, X, Y, Z)`` in [0, 1] with each chosen sample's curve applied.
+
+    Cube by cube: a cube's table stays in cache while its voxels are looked up.
+    Returns a new tensor unless ``inplace``, which overwrites ``batch``.
+    """
+    params = params.to(batch.device)
+    out = batch if inplace else batch.clone()
+    chosen = params.apply.nonzero().squeeze(1)
+    if chosen.numel() == 0:
+        return out
+    pairs = intensity_lut(NonlinearParams(params.apply[chosen], params.controls[chosen],
+                                          params.invert[chosen]), points)
+    pairs = pairs.view(torch.float64).squeeze(2)
+    scratch = torch.empty(batch[0].numel(), dtype=torch.float32, device=batch.device)
+    for slot, index in enumerate(chosen.tolist()):
+        direct = out.dtype == torch.float32 and out[index].is_contiguous()
+        target = out[index].view(-1) if direct else scratch
+        _map_cube(out[index].reshape(-1), pairs[slot], target)
+        if not direct:
+            out[index] = target.view(out[index].shape).to(out.dtype)
+    return out
