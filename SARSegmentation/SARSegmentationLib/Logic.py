@@ -1,0 +1,192 @@
+"""What the panel does, without the panel: callable from scripts, tests and the widget.
+
+Everything here works headless on PyPI ``slicer-core`` (real MRML, no Qt). Long tasks
+come back as :class:`~SARSegmentationLib.Commands.EngineJob`/``SegmentJob`` objects to
+start and poll; :meth:`SARLogic.process` is the blocking, dialog-free entry point.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import slicer
+from SARSegmentationLib import Commands, MrmlIO
+from SARSegmentationLib.DatasetExport import ExportResult, addCaseToDataset
+from SARSegmentationLib.Engine import engineEnvironment, ensureEngineImportable
+from SARSegmentationLib.JobRunner import JobResult, ProcessRunner
+from SARSegmentationLib.ModelRegistry import ModelRegistry
+from SARSegmentationLib.Parameters import SARParameters, getParameterNode
+from SARSegmentationLib.Progress import Event
+from SARSegmentationLib.SegmentRun import (
+    SegmentJob,
+    finishSegmentJob,
+    prepareSegmentJob,
+    segmentVolumes,
+    startSegmentJob,
+)
+
+ensureEngineImportable()
+from SARCore.errors import SARError  # noqa: E402
+
+
+@dataclass
+class FileOutcome:
+    """One input file of a batch: its volume node, its segmentation node or why not."""
+
+    path: Path
+    volume: Any = None
+    segmentation: Any = None
+    error: str = ""
+
+
+class JobFailedError(SARError):
+    """An engine job (or one of its cases) did not produce its result."""
+
+
+def defaultModelsFolder() -> Path:
+    """Where models live unless the user picks another folder."""
+    return Path.home() / "SARExtension" / "models"
+
+
+class SARLogic:
+    """GUI-free logic of the SAR Segmentation module."""
+
+    def __init__(self, scene=None, python: str | None = None) -> None:
+        self._scene = scene
+        self.python = python
+
+    @property
+    def scene(self):
+        return self._scene if self._scene is not None else slicer.mrmlScene
+
+    def getParameters(self) -> SARParameters:
+        return SARParameters(getParameterNode(self.scene))
+
+    # -- training jobs -----------------------------------------------------------------
+    def preprocessJob(self, params: SARParameters) -> Commands.EngineJob:
+        """Selected volumes (written to a work folder) and/or a folder of scans."""
+        inputs: list[str] = []
+        cleanup: list[Path] = []
+        volumes = [v for v in params.dataVolumes if v is not None]
+        if volumes:
+            work = MrmlIO.makeWorkFolder("SAR-data-")
+            cleanup.append(work)
+            for volume in volumes:
+                name = MrmlIO.safeName(volume.GetName())
+                inputs.append(str(MrmlIO.saveNode(volume, work / f"{name}.nii.gz")))
+        if params.dataFolder:
+            inputs.append(params.dataFolder)
+        job = Commands.preprocessJob(inputs, params.preprocessedFolder, params.preset,
+                                     params.modality, self.python)
+        job.cleanup = cleanup
+        return job
+
+    def cubesJob(self, params: SARParameters) -> Commands.EngineJob:
+        return Commands.cubesJob(params.preprocessedFolder, params.cubesFolder, self.python)
+
+    def pretrainJob(self, params: SARParameters) -> Commands.EngineJob:
+        return Commands.pretrainJob(params.cubesFolder, params.pretrainMethod,
+                                    params.pretrainFolder, params.pretrainEpochs, params.device,
+                                    params.pretrainWidthDivisor, params.pretrainResume,
+                                    self.python)
+
+    def finetuneJob(self, params: SARParameters) -> Commands.EngineJob:
+        return Commands.finetuneJob(params.finetuneData, params.finetuneInit,
+                                    params.finetuneFolder, params.finetuneEpochs, params.device,
+                                    params.finetuneLabelFraction, params.finetuneResume,
+                                    params.finetuneLabels, self.python)
+
+    @staticmethod
+    def startJob(job: Commands.EngineJob) -> ProcessRunner:
+        runner = ProcessRunner(job.command, env=engineEnvironment(), outputDirs=job.outputDirs)
+        runner.start()
+        return runner
+
+    def finishJob(self, job: Commands.EngineJob, result: JobResult,
+                  params: SARParameters | None = None) -> str:
+        """Clean up and hand the result on: a pre-trained model becomes the fine-tuning
+        start point, a fine-tuned model is copied into the models folder."""
+        for folder in job.cleanup:
+            shutil.rmtree(folder, ignore_errors=True)
+        if not result.ok:
+            return f"{job.verb}: {result.message}"
+        model = job.modelFile if job.modelFile and job.modelFile.is_file() else None
+        if model and params is not None and job.verb == "pretrain":
+            params.finetuneInit = str(model)
+            return f"pretrain finished: {model} (selected as the fine-tuning start point)"
+        if model and job.verb == "finetune":
+            folder = (params.modelsFolder if params and params.modelsFolder
+                      else defaultModelsFolder())
+            entry = self.modelRegistry(folder).importModel(model)
+            if params is not None:
+                params.modelPath = str(entry.path)
+            return f"finetune finished: model added to the models folder as {entry.path.name}"
+        return f"{job.verb} finished"
+
+    # -- segmentation ------------------------------------------------------------------
+    def prepareSegment(self, params: SARParameters, overwrite: bool = False) -> SegmentJob:
+        target = params.outputSegmentation
+        return prepareSegmentJob(self.scene, [params.inputVolume] if params.inputVolume else [],
+                                 params.modelPath, params.device, params.fastMode,
+                                 targets=[target], overwrite=overwrite, python=self.python)
+
+    startSegment = staticmethod(startSegmentJob)
+
+    def finishSegment(self, job: SegmentJob, result: JobResult, show3D: bool = True) -> list:
+        return finishSegmentJob(self.scene, job, result, show3D)
+
+    def process(self, inputVolume, modelPath: str | Path, outputSegmentation=None,
+                device: str = "auto", fast: bool = False, overwrite: bool = False,
+                timeout: float | None = None, show3D: bool = True,
+                onEvent: Callable[[Event], None] | None = None):
+        """Segment one volume and return the segmentation node (blocking, no dialogs).
+
+        Raises :class:`SegmentationExistsError` if ``outputSegmentation`` has segments and
+        ``overwrite`` is false, and :class:`JobFailedError` with the engine's message if
+        the run fails.
+        """
+        cases, result = segmentVolumes(self.scene, [inputVolume], modelPath, device, fast,
+                                       [outputSegmentation], overwrite, timeout, onEvent,
+                                       show3D, self.python)
+        if cases[0].segmentation is None:
+            raise JobFailedError(cases[0].error or result.message, inputVolume.GetName())
+        return cases[0].segmentation
+
+    def processFiles(self, files: list[Path], modelPath: str | Path, device: str = "auto",
+                     fast: bool = False, timeout: float | None = None,
+                     onEvent: Callable[[Event], None] | None = None) -> list[FileOutcome]:
+        """Load and segment several files in one engine run; unreadable files are reported."""
+        outcomes = []
+        for path in files:
+            try:
+                outcomes.append(FileOutcome(Path(path), MrmlIO.loadVolume(self.scene, path)))
+            except SARError as exc:
+                outcomes.append(FileOutcome(Path(path), error=str(exc)))
+        loaded = [o for o in outcomes if o.volume is not None]
+        if loaded:
+            cases, _ = segmentVolumes(self.scene, [o.volume for o in loaded], modelPath, device,
+                                      fast, None, False, timeout, onEvent, False, self.python)
+            for outcome, case in zip(loaded, cases):
+                outcome.segmentation = case.segmentation
+                outcome.error = "" if case.segmentation is not None else (case.error or
+                                                                          "no result")
+        return outcomes
+
+    # -- models and training set ------------------------------------------------------
+    def modelRegistry(self, folder: str | Path | None = None) -> ModelRegistry:
+        return ModelRegistry(folder or defaultModelsFolder(), self.python)
+
+    def addToTrainingSet(self, segmentationNode, volumeNode, folder: str | Path,
+                         replace: bool = False, modality: str | None = None,
+                         params: SARParameters | None = None) -> ExportResult:
+        """Export a corrected case; with ``params``, point the Fine-tune section at it."""
+        result = addCaseToDataset(self.scene, segmentationNode, volumeNode, folder,
+                                  modality=modality, replace=replace)
+        if params is not None:
+            params.trainingSetFolder = params.finetuneData = str(folder)
+            params.finetuneLabels = Commands.labelsFromDataset(folder)
+        return result

@@ -1,0 +1,167 @@
+"""One segmentation run: volumes out to files, the engine in a process, segments back in.
+
+``prepareSegmentJob`` writes the input volumes to a private work folder and builds the
+``segment`` command; ``finishSegmentJob`` imports the label maps the engine wrote into
+segmentation nodes. The widget runs the job between the two with a polled
+:class:`~SARSegmentationLib.JobRunner.ProcessRunner`; :func:`segmentVolumes` does all
+three in a blocking call for scripts and the batch script (no dialogs).
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from SARSegmentationLib import MrmlIO
+from SARSegmentationLib.Engine import engineCommand, engineEnvironment
+from SARSegmentationLib.JobRunner import JobResult, JobStatus, ProcessRunner
+from SARSegmentationLib.ModelRegistry import readHeader
+from SARSegmentationLib.Progress import Event
+from SARSegmentationLib.SegmentationLogic import (
+    SegmentClass,
+    checkCanFill,
+    classesFromHeader,
+    importLabelmapFile,
+)
+
+log = logging.getLogger(__name__)
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass
+class SegmentCase:
+    """One input volume, its file for the engine and where the result goes."""
+
+    caseId: str
+    volume: Any
+    inputFile: Path
+    target: Any = None  # an existing segmentation node to fill, or None for a new one
+    segmentation: Any = None  # the node holding the result, once imported
+    error: str = ""
+
+
+@dataclass
+class SegmentJob:
+    """Everything a segmentation run needs between starting and importing."""
+
+    modelPath: Path
+    header: dict[str, Any]
+    classes: list[SegmentClass]
+    workDir: Path
+    outputDir: Path
+    cases: list[SegmentCase]
+    command: list[str]
+    overwrite: bool = False
+    keepWorkDir: bool = False
+    outputs: dict[str, dict[str, str]] = field(default_factory=dict)
+
+
+def checkModelFitsInput(header: dict[str, Any], modelPath: Path) -> None:
+    from SARCore.errors import ModelFileError
+
+    if header.get("task") != "segmentation":
+        raise ModelFileError(f"this is a {header.get('task', 'unknown')!r} model; pick a "
+                             "fine-tuned segmentation model", modelPath)
+    channels = int(header.get("in_channels", 1) or 1)
+    if channels != 1:
+        raise ModelFileError(f"the model takes {channels} input channels; this module "
+                             "passes one volume per case", modelPath)
+
+
+def prepareSegmentJob(scene, volumes: list, modelPath: str | Path, device: str = "auto",
+                      fast: bool = False, targets: list | None = None,
+                      overwrite: bool = False, header: dict[str, Any] | None = None,
+                      python: str | None = None, workDir: str | Path | None = None,
+                      ) -> SegmentJob:
+    """Check the model and outputs, write the inputs, build the engine command."""
+    from SARCore.errors import ConfigError, DataError
+
+    modelPath = Path(modelPath)
+    if device not in DEVICES:
+        raise ConfigError(f"device must be one of {', '.join(DEVICES)}, not {device!r}")
+    if not volumes:
+        raise DataError("no input volume selected")
+    header = header or readHeader(modelPath, python)
+    checkModelFitsInput(header, modelPath)
+    classes = classesFromHeader(header)
+    targets = list(targets or [None] * len(volumes))
+    if len(targets) != len(volumes):
+        raise ConfigError(f"{len(targets)} output segmentations given for {len(volumes)} "
+                          "input volumes")
+    for target in targets:  # refuse before any work, not after minutes of inference
+        checkCanFill(target, overwrite)
+    work = Path(workDir) if workDir else MrmlIO.makeWorkFolder("SAR-segment-")
+    inputs, outputs = work / "input", work / "output"
+    inputs.mkdir(parents=True, exist_ok=True)
+    cases, used = [], set()
+    for volume, target in zip(volumes, targets):
+        caseId = MrmlIO.safeName(volume.GetName())
+        while caseId in used:
+            caseId += "_"
+        used.add(caseId)
+        path = MrmlIO.saveNode(volume, inputs / f"{caseId}.nrrd")
+        cases.append(SegmentCase(caseId, volume, path, target))
+    arguments = [*(str(c.inputFile) for c in cases), "--model", str(modelPath),
+                 "--out", str(outputs), "--device", device, "--overwrite"]
+    if fast:
+        arguments.append("--fast")
+    command = engineCommand("segment", arguments, python)
+    return SegmentJob(modelPath, header, classes, work, outputs, cases, command, overwrite)
+
+
+def startSegmentJob(job: SegmentJob) -> ProcessRunner:
+    runner = ProcessRunner(job.command, env=engineEnvironment(), outputDirs=[job.outputDir])
+    runner.start()
+    return runner
+
+
+def _labelFileFor(job: SegmentJob, case: SegmentCase, result: JobResult) -> Path | None:
+    for item in result.summary.get("outputs") or []:
+        if isinstance(item, dict) and str(item.get("case")) == case.caseId and item.get("label"):
+            return Path(item["label"])
+    fallback = job.outputDir / f"{case.caseId}_label.nii.gz"
+    return fallback if fallback.is_file() else None
+
+
+def finishSegmentJob(scene, job: SegmentJob, result: JobResult,
+                     show3D: bool = True) -> list[SegmentCase]:
+    """Import every case the engine finished; cases without a result carry an error."""
+    failed = {str(f.get("case")): str(f.get("error")) for f in result.summary.get("failed") or []
+              if isinstance(f, dict)}
+    try:
+        for case in job.cases:
+            cancelled = result.status is JobStatus.CANCELLED
+            labelFile = None if cancelled else _labelFileFor(job, case, result)
+            if labelFile is None or not labelFile.is_file():
+                case.error = failed.get(case.caseId) or (
+                    result.message if not result.ok else
+                    f"the engine wrote no result for {case.caseId}")
+                continue
+            try:
+                case.segmentation = importLabelmapFile(
+                    scene, labelFile, job.classes, case.volume, case.target,
+                    overwrite=job.overwrite or case.target is None, show3D=show3D)
+            except Exception as exc:  # one bad case must not lose the others
+                log.exception("importing %s failed", labelFile)
+                case.error = str(exc)
+    finally:
+        if not job.keepWorkDir:
+            shutil.rmtree(job.workDir, ignore_errors=True)
+    return job.cases
+
+
+def segmentVolumes(scene, volumes: list, modelPath: str | Path, device: str = "auto",
+                   fast: bool = False, targets: list | None = None, overwrite: bool = False,
+                   timeout: float | None = None, onEvent: Callable[[Event], None] | None = None,
+                   show3D: bool = True, python: str | None = None,
+                   ) -> tuple[list[SegmentCase], JobResult]:
+    """Blocking segmentation of ``volumes`` (no dialogs): the scripting entry point."""
+    job = prepareSegmentJob(scene, volumes, modelPath, device, fast, targets, overwrite,
+                            python=python)
+    runner = startSegmentJob(job)
+    result = runner.wait(timeout=timeout, onEvent=onEvent)
+    return finishSegmentJob(scene, job, result, show3D), result

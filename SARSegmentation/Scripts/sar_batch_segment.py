@@ -1,0 +1,57 @@
+"""Segment every volume in a folder with a SAR model and write ``.seg.nrrd`` files.
+
+    Slicer --no-splash --no-main-window --python-script sar_batch_segment.py \
+        --input DIR --model FILE.sarmodel --output DIR [--device auto|cpu|cuda] [--fast]
+
+It also runs in plain Python with PyPI ``slicer-core`` installed. Exit code: 0 all files
+segmented, 1 some failed (each is listed), 2 bad usage or no volume in the folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # SARSegmentationLib
+
+
+def parseArguments(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="sar_batch_segment.py", description=__doc__.split(
+        "\n")[0])
+    parser.add_argument("--input", required=True, type=Path, help="folder of volume files")
+    parser.add_argument("--model", required=True, type=Path, help="a .sarmodel file")
+    parser.add_argument("--output", required=True, type=Path, help="folder for .seg.nrrd")
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    parser.add_argument("--fast", action="store_true", help="faster, slightly coarser")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str]) -> int:
+    try:
+        args = parseArguments(argv)
+    except SystemExit as exc:  # argparse exits 2 on bad usage; keep Slicer's exit code
+        return int(exc.code or 0)
+    from SARSegmentationLib.Batch import segmentFolder
+    from SARSegmentationLib.Headless import currentScene
+
+    from SARCore.errors import SARError
+
+    try:
+        report = segmentFolder(args.input, args.model, args.output, args.device, args.fast,
+                               scene=currentScene())
+    except SARError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for source, target in report.written.items():
+        print(f"ok      {source} -> {target}")
+    for source, why in report.failed.items():
+        print(f"FAILED  {source}: {why}", file=sys.stderr)
+    if report.exitCode == 2:
+        print(f"no volume files found in {args.input}", file=sys.stderr)
+    print(f"{len(report.written)} segmented, {len(report.failed)} failed")
+    return report.exitCode
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
