@@ -1,0 +1,191 @@
+"""Labeled cases for fine-tuning: find them, preprocess them once, keep them in memory.
+
+``--data`` is one of
+
+* an MSD folder or its ``dataset.json`` (``imagesTr``/``labelsTr``),
+* a folder of BraTS case folders (one image per chosen sequence + a label file),
+* a CSV with columns ``image,label`` (optionally ``id``, ``modality``, or one image
+  column per sequence named like the sequence, e.g. ``flair,t1c,label``); relative
+  paths are relative to the CSV's folder.
+
+Folders go through :func:`SARCore.io.discovery.discover_cases`; several sequences become
+the input channels of one case. Preprocessed volumes are cached as ``.nii.gz`` under a
+folder named by a fingerprint of the preset, the class mapping and the sequences, so a
+second trial, a resumed run or another initialisation of the same experiment reads them
+instead of resampling again; in memory the images are float16.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+from SARCore.atomic import write_json_atomic
+from SARCore.errors import DataError
+from SARCore.finetune.labels import ClassSpec, map_labels
+from SARCore.finetune.patches import Volume
+from SARCore.io.arrays import image_to_array
+from SARCore.io.discovery import CaseSpec, discover_cases
+from SARCore.io.readers import read_image, read_label
+from SARCore.io.writers import write_image
+from SARCore.preprocess.image import preprocess_image
+from SARCore.preprocess.presets import Preset
+from SARCore.progress import NullReporter, Reporter
+
+log = logging.getLogger(__name__)
+
+#: Images are held in memory as float16 (patches are float32): half the RAM for a whole
+#: training set, and the normalised intensities (|x| < ~10) keep 3 significant digits.
+MEMORY_DTYPE = np.float16
+
+
+@dataclass(frozen=True)
+class LabeledCase:
+    """One labeled case: an image source per input channel (sequence), and the label."""
+
+    case_id: str
+    channels: tuple[tuple[Path, ...], ...]
+    label: Path
+    modality: str | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        return {"case_id": self.case_id, "images": [str(c[0] if len(c) == 1 else c[0].parent)
+                                                    for c in self.channels],
+                "label": str(self.label), "modality": self.modality}
+
+
+def find_labeled_cases(data: str | Path, sequences: Sequence[str] = (),
+                       modality: str | None = None) -> list[LabeledCase]:
+    """Every labeled case behind ``data`` (cases without a label are skipped and logged)."""
+    path = Path(data).expanduser()
+    if not path.exists():
+        raise DataError("labeled data not found", path,
+                        "give an MSD dataset.json, a folder of BraTS cases or a CSV")
+    if path.is_file() and path.suffix.lower() == ".csv":
+        cases = _csv_cases(path, tuple(sequences), modality)
+    else:
+        root = path.parent if path.name == "dataset.json" else path
+        cases = _discovered_cases(root, tuple(sequences), modality)
+    if not cases:
+        raise DataError("no labeled cases found", path,
+                        "each case needs a label file (BraTS *seg*/OTMultiClass, MSD labelsTr)")
+    return cases
+
+
+def _discovered_cases(root: Path, sequences: tuple[str, ...],
+                      modality: str | None) -> list[LabeledCase]:
+    per_sequence: list[dict[str, CaseSpec]] = []
+    for sequence in sequences or ("flair",):  # discovery's default; only BraTS looks at it
+        specs = discover_cases([root], sequence=sequence, modality=modality or None)
+        per_sequence.append({s.case_id: s for s in specs})
+    cases = []
+    for case_id, first in per_sequence[0].items():
+        specs = [found.get(case_id) for found in per_sequence]
+        problem = next((s.problem for s in specs if s is not None and s.problem), None)
+        if problem or any(s is None for s in specs):
+            log.warning("skipping case %s: %s", case_id, problem or "a sequence is missing")
+            continue
+        if first.label is None:
+            log.info("skipping case %s: no label file", case_id)
+            continue
+        cases.append(LabeledCase(case_id, tuple(s.images for s in specs if s), first.label,
+                                 first.modality))
+    return cases
+
+
+def _csv_cases(path: Path, sequences: tuple[str, ...], modality: str | None,
+               ) -> list[LabeledCase]:
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            rows = list(csv.DictReader(handle))
+    except (OSError, csv.Error, UnicodeDecodeError) as exc:
+        raise DataError(f"cannot read CSV ({exc})", path) from exc
+    columns = [c.strip().lower() for c in (rows[0].keys() if rows else [])]
+    image_columns = list(sequences) if sequences else ["image"]
+    missing = [c for c in (*image_columns, "label") if c not in columns]
+    if missing:
+        raise DataError(f"CSV lacks column(s) {', '.join(missing)} (has {', '.join(columns)})",
+                        path, "write a header line like 'image,label' or 'flair,label'")
+    cases = []
+    for number, raw in enumerate(rows, start=2):
+        row = {k.strip().lower(): (v or "").strip() for k, v in raw.items() if k}
+        names = [*image_columns, "label"]
+        empty = [c for c in names if not row.get(c)]
+        if empty:
+            raise DataError(f"line {number}: column {empty[0]!r} is empty", path)
+        files = [path.parent / row[c] for c in names]
+        absent = [f for f in files if not f.exists()]
+        if absent:
+            raise DataError(f"line {number}: file not found: {absent[0]}", path)
+        case_id = row.get("id") or files[0].name.split(".")[0]
+        cases.append(LabeledCase(case_id, tuple((f,) for f in files[:-1]), files[-1],
+                                 row.get("modality") or modality or None))
+    ids = [c.case_id for c in cases]
+    if len(set(ids)) != len(ids):
+        raise DataError("case ids repeat in the CSV", path, "add a unique 'id' column")
+    return cases
+
+
+def cache_folder(cache_root: str | Path, preset: Preset, classes: Sequence[ClassSpec],
+                 sequences: Sequence[str]) -> Path:
+    """``<cache_root>/<fingerprint>``: one folder per preprocessing + mapping."""
+    key = {"preset": preset.to_dict(), "classes": [c.to_header() for c in classes],
+           "sequences": list(sequences)}
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
+    folder = Path(cache_root) / f"{preset.name}-{digest}"
+    if not (folder / "cache.json").is_file():
+        write_json_atomic(folder / "cache.json", key)
+    return folder
+
+
+def _cached_files(folder: Path, case: LabeledCase) -> list[Path]:
+    channels = [folder / f"{case.case_id}_c{k}.nii.gz" for k in range(len(case.channels))]
+    return [*channels, folder / f"{case.case_id}_label.nii.gz"]
+
+
+def _preprocess_case(case: LabeledCase, preset: Preset, classes: Sequence[ClassSpec],
+                     files: list[Path]) -> None:
+    label_image = read_label(case.label)
+    for index, source in enumerate(case.channels):
+        try:
+            image, label = preprocess_image(read_image(source), preset,
+                                            label=label_image if index == 0 else None)
+        except DataError as exc:
+            if exc.path is not None:
+                raise
+            raise DataError(exc.problem, source[0], exc.hint) from exc
+        if index == 0:
+            mapped = sitk.GetImageFromArray(map_labels(sitk.GetArrayFromImage(label), classes))
+            mapped.CopyInformation(label)
+            reference = image
+        elif image.GetSize() != reference.GetSize():
+            raise DataError(f"sequence {index + 1} has size {image.GetSize()} after "
+                            f"preprocessing, the first has {reference.GetSize()}",
+                            source[0], "the sequences of a case must be co-registered")
+        write_image(image, files[index])
+    write_image(mapped, files[-1])  # the label last: its presence marks a complete case
+
+
+def load_volumes(cases: Sequence[LabeledCase], preset: Preset, classes: Sequence[ClassSpec],
+                 folder: str | Path, reporter: Reporter | None = None) -> dict[str, Volume]:
+    """Preprocessed, label-mapped volumes by case id (preprocessing only what is not cached)."""
+    reporter = reporter or NullReporter()
+    folder = Path(folder)
+    volumes = {}
+    for step, case in enumerate(cases, start=1):
+        files = _cached_files(folder, case)
+        if not all(f.is_file() for f in files):
+            _preprocess_case(case, preset, classes, files)
+        channels = [image_to_array(sitk.ReadImage(str(f)), MEMORY_DTYPE) for f in files[:-1]]
+        label = image_to_array(sitk.ReadImage(str(files[-1])), np.uint8)
+        volumes[case.case_id] = Volume(case.case_id, np.stack(channels), label)
+        reporter.progress(step, len(cases), case.case_id, stage="load labeled cases")
+    return volumes
