@@ -19,8 +19,7 @@ def cubes(ct_small, brats_flair) -> torch.Tensor:
 def sequential_shuffle(batch: torch.Tensor, params: ShuffleParams) -> torch.Tensor:
     """MG's loop: blocks in draw order, each read from the original, permuted, written."""
     out = batch.clone()
-    volume = params.size.prod(dim=1)
-    starts = (torch.cumsum(volume, 0) - volume).tolist()
+    starts = params.perm_start.tolist()
     samples, ranks = params.sample.tolist(), params.rank.tolist()
     origins, sizes = params.origin.tolist(), params.size.tolist()
     perm = params.perm.long()
@@ -102,7 +101,7 @@ def test_sampled_blocks_follow_mg_ranges():
         ranks = params.rank[params.sample == b].sort().values
         assert torch.equal(ranks, torch.arange(10000))
     volume = params.size.prod(dim=1)
-    start = (torch.cumsum(volume, 0) - volume).tolist()
+    start = params.perm_start.tolist()
     for m in range(0, 40000, 997):
         local = params.perm[start[m]:start[m] + int(volume[m])].long()
         assert torch.equal(local.sort().values, torch.arange(int(volume[m])))

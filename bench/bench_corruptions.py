@@ -79,7 +79,8 @@ def real_cubes(count: int, seed: int = 0) -> torch.Tensor:
         start = [int(rng.integers(0, s - c + 1)) for s, c in zip(volume.shape, (64, 64, 32))]
         cubes.append(volume[start[0]:start[0] + 64, start[1]:start[1] + 64,
                             start[2]:start[2] + 32])
-    return torch.from_numpy(np.stack(cubes)[:, None].copy())
+    # float32 like the cube store's batches (NumPy 2 would keep the FLAIR crops float64).
+    return torch.from_numpy(np.ascontiguousarray(np.stack(cubes)[:, None], dtype=np.float32))
 
 
 def timed(fn: Callable[[], object], device: torch.device) -> tuple[float, float]:
@@ -111,7 +112,8 @@ def ours_breakdown(batch: torch.Tensor, generator: torch.Generator,
     step("flip", lambda: sample_flip_params(shape[0], config.flip_prob, config.max_flips, rng),
          apply_flip)
     step("shuffle", lambda: sample_shuffle_params(shape, config.shuffle_prob,
-                                                  config.shuffle_blocks, rng), apply_shuffle)
+                                                  config.shuffle_blocks, rng,
+                                                  config.shuffle_pool), apply_shuffle)
     step("nonlinear", lambda: sample_nonlinear_params(shape[0], config.nonlinear_prob,
                                                       config.invert_prob, rng),
          lambda x, p: apply_nonlinear(x, p, config.bezier_points, inplace=True))

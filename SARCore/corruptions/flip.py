@@ -17,6 +17,7 @@ import dataclasses
 import torch
 from torch import Tensor
 
+from SARCore.corruptions.buffers import empty_like_batch
 from SARCore.corruptions.params import TensorParams
 from SARCore.corruptions.rng import RandomSource, leading_successes
 
@@ -50,7 +51,7 @@ def sample_flip_params(batch_size: int, prob: float, max_flips: int, rng: Random
 
 def apply_flip(batch: Tensor, params: FlipParams) -> Tensor:
     """Flipped copy of ``batch (B, C, X, Y, Z)``; the input is left untouched."""
-    out = torch.empty_like(batch)
+    out = empty_like_batch(batch)
     parity = params.axis_parity().tolist()
     for index, flips in enumerate(parity):
         dims = [axis + 1 for axis, odd in enumerate(flips) if odd]  # a sample is (C, X, Y, Z)

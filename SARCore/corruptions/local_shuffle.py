@@ -5,31 +5,55 @@ uniform in ``[1, dim//10]`` and corner uniform in ``[0, dim - side]``; it reads 
 block from the *original* cube, permutes its voxels uniformly, and writes it into the
 output in draw order, so where blocks overlap the block drawn last wins.
 
-Here every block gets its ``rank`` (draw order) and a permutation ``perm`` of its local
-voxel indices (C order over ``[dx, dy, dz]``): the voxel at local index ``l`` receives
-the original voxel at local index ``perm[l]``. :func:`apply_shuffle` reproduces the
-sequential result exactly: for each voxel it keeps the entry of the covering block
-with the highest rank, via ``scatter_reduce(amax)`` over keys
+Here every block gets its ``rank`` (draw order) and a permutation of its local voxel
+indices (C order over ``[dx, dy, dz]``): the voxel at local index ``l`` receives the
+original voxel at local index ``perm[perm_start + l]``. :func:`apply_shuffle`
+reproduces the sequential result exactly: for each voxel it keeps the entry of the
+covering block with the highest rank, via ``scatter_reduce(amax)`` over keys
 ``(rank + 1) << bits | source index`` (the rank decides the winner, the low bits carry
-where its value comes from); uncovered voxels keep their own value. The voxels a block
-keeps are therefore a permutation of a subset of that block's original voxels, as in MG,
-and the result equals MG's loop run on the same blocks in rank order (tested).
+where its value comes from); uncovered voxels keep their own value. The result equals
+MG's loop run on the same blocks and permutations in rank order (tested).
 
-Blocks are stored grouped by shape, so a whole group is one ``(blocks, volume)`` tensor:
-no per-block Python loop and at most ``(dim//10)^3`` groups.
+**Permutation pool** (``pool`` / ``CorruptionConfig.shuffle_pool``). Drawing one uniform
+permutation per block means sorting random keys for every block voxel (about 245,000
+per 64x64x32 cube), the largest cost of the whole corruption. With ``pool = K > 0`` the
+sampler draws, per call, K uniform permutations for each block shape that occurs, and
+every block picks one of its shape's K uniformly. Each block's permutation is still
+exactly uniform and independent of its position, size and rank; what changes is the
+joint law: two blocks of the same shape drawn in the same call share their permutation
+with probability 1/K (with 10,000 blocks per cube and 108 shapes, a pool row serves
+about 1.5 blocks per cube and call at K = 64). Blocks, positions, ranks and overlaps
+are drawn exactly as MG does. ``pool = 0`` gives every block its own permutation
+(MG's law exactly).
+
+Storage: blocks are kept grouped by width class (see :mod:`.shuffle_tables`) and then
+by sample, so that one sample's blocks of a class are one ``(blocks, width)`` tensor;
+permutations are rows of per-shape tables, which both modes share.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
 
 import torch
 from torch import Tensor
 
+from SARCore.corruptions.buffers import empty_like_batch
 from SARCore.corruptions.params import TensorParams
 from SARCore.corruptions.rng import RandomSource
+from SARCore.corruptions.shuffle_tables import (
+    BlockShapes,
+    block_shapes,
+    permutation_rows,
+    repack_permutations,
+    row_layout,
+    source_tables,
+)
 
 BLOCK_DIVISOR = 10
+#: Cubes resolved together: their keys (512 KB each for 64x64x32) stay in cache.
+CUBES_PER_STEP = 2
 
 
 def max_block_sides(spatial: tuple[int, ...]) -> tuple[int, ...]:
@@ -43,13 +67,15 @@ def max_block_sides(spatial: tuple[int, ...]) -> tuple[int, ...]:
 
 @dataclasses.dataclass(frozen=True)
 class ShuffleParams(TensorParams):
-    """Blocks of one batch (M blocks, N = total block volume).
+    """Blocks of one batch (M blocks).
 
     ``apply (B,)`` bool; per block ``sample (M,)`` batch index, ``origin (M, 3)`` lower
     corner ``[x, y, z]``, ``size (M, 3)`` sides, ``rank (M,)`` draw order within its sample
-    (higher wins where blocks overlap); ``perm (N,)`` int32, the blocks' local
-    permutations concatenated in block order (``perm[start[m] + l]`` is the source of
-    local voxel l).
+    (higher wins where blocks overlap); ``perm`` int32 permutation entries and
+    ``perm_start (M,)``: block m's voxel at local index l receives the original voxel at
+    local index ``perm[perm_start[m] + l]``. Blocks may share entries (permutation
+    pool). Without ``perm_start`` the blocks' permutations follow each other in block
+    order.
     """
 
     apply: Tensor
@@ -58,130 +84,236 @@ class ShuffleParams(TensorParams):
     size: Tensor
     rank: Tensor
     perm: Tensor
+    perm_start: Tensor = None  # type: ignore[assignment]  # filled in __post_init__
+
+    def __post_init__(self) -> None:
+        if self.perm_start is None:
+            volume = self.size.prod(dim=1)
+            object.__setattr__(self, "perm_start", torch.cumsum(volume, 0) - volume)
 
 
-def _shape_codes(size: Tensor, largest: Tensor) -> Tensor:
-    """One integer per block shape, ordered like C order of ``size - 1``."""
-    return ((size[:, 0] - 1) * largest[1] + size[:, 1] - 1) * largest[2] + size[:, 2] - 1
+def _draw_rows(rows: Tensor, volume: Tensor, rng: RandomSource) -> tuple[Tensor, Tensor]:
+    """``rows[c]`` uniform permutations of ``0..volume[c]-1`` per shape c: ``(perm, base)``
+    with shape c's row r at ``perm[base[c] + r * volume[c]:]``. Shapes of equal volume
+    are drawn by one call."""
+    counts, volumes = rows.tolist(), volume.tolist()
+    by_volume: dict[int, list[int]] = {}
+    for code, (count, n) in enumerate(zip(counts, volumes)):
+        if count:
+            by_volume.setdefault(n, []).append(code)
+    base, entry, draws = [0] * len(counts), 0, []
+    for n in sorted(by_volume):
+        draws.append((entry, n, sum(counts[code] for code in by_volume[n])))
+        for code in by_volume[n]:
+            base[code], entry = entry, entry + counts[code] * n
+    perm = torch.empty(entry, dtype=torch.int32, device=rows.device)
+    for first, n, count in draws:
+        rng.permutations(count, n, out=perm[first:first + count * n].view(count, n))
+    return perm, torch.tensor(base, device=rows.device)
 
 
-def _shapes(codes: Tensor, largest: Tensor) -> Tensor:
-    """Inverse of :func:`_shape_codes`: ``(M, 3)`` sides (table lookups, no division)."""
-    lx, ly, lz = largest.tolist()
-    sides = [torch.arange(1, top + 1, device=codes.device) for top in (lx, ly, lz)]
-    table = torch.stack(torch.meshgrid(*sides, indexing="ij"), dim=-1).view(-1, 3)
-    return torch.stack([table[:, axis].index_select(0, codes) for axis in range(3)], dim=1)
+def _rows_within_shape(codes: Tensor, shape_count: int) -> Tensor:
+    """Per block, how many earlier blocks (storage order) have its shape."""
+    order = torch.argsort(codes, stable=True)
+    counts = torch.bincount(codes, minlength=shape_count)
+    first = torch.cumsum(counts, 0) - counts
+    row = torch.empty_like(codes)
+    row[order] = torch.arange(codes.numel(), device=codes.device) - first[codes[order]]
+    return row
 
 
 def sample_shuffle_params(shape: tuple[int, ...], prob: float, blocks: int,
-                          rng: RandomSource) -> ShuffleParams:
-    """Draw MG's blocks for a batch of ``shape (B, C, X, Y, Z)``, grouped by block shape.
+                          rng: RandomSource, pool: int = 0) -> ShuffleParams:
+    """Draw MG's blocks for a batch of ``shape (B, C, X, Y, Z)``.
 
-    A block's three sides are drawn as one uniform shape code; stable-sorting the codes
-    groups the blocks by shape while ``rank`` keeps their draw order.
+    ``pool``: permutations per block shape and call (0: one per block, exact MG law;
+    see the module docstring). Blocks are stored by width class, then sample, then
+    draw order; ``rank`` keeps the draw order. Integer fields are int32.
     """
+    if pool < 0:
+        raise ValueError(f"pool must be 0 or a positive number of permutations, not {pool}")
     batch_size, spatial = shape[0], tuple(shape[2:])
-    largest = torch.tensor(max_block_sides(spatial), device=rng.device)
+    shapes = block_shapes(max_block_sides(spatial), spatial, rng.device)
+    count = shapes.volume.numel()
     apply = rng.uniform(batch_size) < prob
-    chosen = apply.nonzero().squeeze(1)
-    codes = rng.integers(0, int(largest.prod()) - 1, chosen.numel() * blocks)
-    small = torch.int16 if int(largest.prod()) <= torch.iinfo(torch.int16).max else torch.int64
-    codes, order = torch.sort(codes.to(small), stable=True)
-    codes = codes.long()
-    size = _shapes(codes, largest)
-    origin = rng.integers(0, torch.tensor(spatial, device=rng.device) - size, codes.numel(), 3)
-    sample, rank = chosen[order // blocks], order % blocks
-    _, counts = torch.unique_consecutive(codes, return_counts=True)
-    volumes = size[torch.cumsum(counts, 0) - counts].prod(dim=1)
-    perm = torch.empty(int(size.prod(dim=1).sum()), dtype=torch.int32, device=rng.device)
-    entry = 0
-    for count, volume in zip(counts.tolist(), volumes.tolist()):
-        rng.permutations(count, volume, out=perm[entry:entry + count * volume].view(count, volume))
-        entry += count * volume
-    return ShuffleParams(apply, sample, origin, size, rank, perm)
+    chosen = apply.nonzero().squeeze(1).int()
+    codes = rng.integers(0, count - 1, chosen.numel() * blocks)
+    order = torch.sort(shapes.class_of.index_select(0, codes), stable=True).indices
+    codes = codes.index_select(0, order)
+    size = shapes.sides.index_select(0, codes)
+    span = torch.tensor(spatial, dtype=torch.int32, device=rng.device) - size
+    origin = rng.below(span.add_(1))
+    draw = order.int()
+    sample, rank = chosen[draw // blocks], draw.remainder_(blocks)
+    counts = torch.bincount(codes, minlength=count)
+    if pool == 0:
+        perm, base = _draw_rows(counts, shapes.volume, rng)
+        row = _rows_within_shape(codes, count)
+    else:
+        perm, base = _draw_rows(torch.where(counts > 0, pool, 0), shapes.volume, rng)
+        row = rng.integers(0, pool - 1, codes.numel(), dtype=torch.int32)
+    dtype = torch.int32 if perm.numel() <= torch.iinfo(torch.int32).max else torch.int64
+    perm_start = shapes.volume.to(dtype).index_select(0, codes).mul_(row)
+    perm_start += base.to(dtype).index_select(0, codes)
+    return ShuffleParams(apply, sample, origin, size, rank, perm, perm_start)
 
 
 def _check_blocks(params: ShuffleParams, spatial: tuple[int, ...]) -> None:
+    """Blocks inside the cube, non-negative ranks, only in samples that are shuffled."""
+    if params.size.shape[0] == 0:
+        return
     dims = torch.tensor(spatial, device=params.origin.device)
-    if bool((params.size < 1).any()) or bool((params.origin < 0).any()) or bool(
-            (params.origin + params.size > dims).any()):
+    if int(params.size.amin()) < 1 or int(params.origin.amin()) < 0 or bool(
+            (torch.add(params.origin, params.size).amax(dim=0) > dims).any()):
         raise ValueError(f"shuffle blocks must lie inside the {tuple(spatial)} cube")
-    if params.perm.numel() != int(params.size.prod(dim=1).sum()):
-        raise ValueError(f"shuffle perm has {params.perm.numel()} entries, the blocks cover "
-                         f"{int(params.size.prod(dim=1).sum())} voxels")
+    if int(params.rank.amin()) < 0:
+        raise ValueError("shuffle ranks must be non-negative")
     if not bool(params.apply[params.sample].all()):
         raise ValueError("shuffle blocks belong to samples whose apply flag is False")
 
 
-def _sorted_by_shape(params: ShuffleParams, largest: Tensor) -> ShuffleParams:
-    """The same blocks grouped by shape (the sampler already stores them so)."""
-    codes = _shape_codes(params.size, largest)
-    if codes.numel() < 2 or bool((codes[1:] >= codes[:-1]).all()):
-        return params
-    order = torch.argsort(codes, stable=True)
-    volume = params.size.prod(dim=1)
-    start = torch.cumsum(volume, 0) - volume
-    moved = volume[order]
-    new_start = torch.cumsum(moved, 0) - moved
-    offset = torch.arange(params.perm.numel(), device=params.perm.device)
-    entry = torch.repeat_interleave(start[order] - new_start, moved) + offset
-    return ShuffleParams(params.apply, params.sample[order], params.origin[order],
-                         params.size[order], params.rank[order], params.perm[entry])
+def _check_permutations(perm: Tensor, perm_start: Tensor, volume: Tensor) -> None:
+    """Every block's permutation entries lie inside ``perm``."""
+    if int(perm_start.amin()) < 0 or int(torch.add(perm_start, volume).amax()) > perm.numel():
+        raise ValueError(f"shuffle blocks read permutation entries outside perm "
+                         f"({perm.numel()} entries)")
 
 
-def source_index(params: ShuffleParams, spatial: tuple[int, ...]) -> Tensor:
-    """``(S, V)`` int32: for each voxel of the S shuffled cubes (batch order, flattened), the
-    flat index within its cube of the original voxel that ends up there."""
-    _check_blocks(params, spatial)
+@dataclasses.dataclass(frozen=True)
+class _Plan:
+    """Blocks ordered by (class, step); see :func:`_plan` and :func:`_resolve`."""
+
+    slots: int
+    volume: int
+    bits: int
+    corner: Tensor
+    key_base: Tensor
+    row: Tensor
+    dest: list[Tensor]
+    source: list[Tensor]
+    bounds: list[int]
+
+
+def _key_dtype(rank: Tensor, bits: int) -> torch.dtype:
+    top = int(rank.amax()) + 1 if rank.numel() else 0
+    if top.bit_length() + bits > 62:
+        raise ValueError(f"shuffle ranks must stay below 2**{61 - bits}, got {top - 1}")
+    return torch.int32 if top.bit_length() + bits <= 31 else torch.int64
+
+
+def _permutation_rows(params: ShuffleParams, shapes: BlockShapes, codes: Tensor, start: Tensor
+                      ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """``(perm, base, rows, row)`` of :func:`permutation_rows`, repacking hand-made
+    permutations that are not stored as per-shape rows; checks that they lie in perm."""
+    count, perm = shapes.volume.numel(), params.perm
+    rows = permutation_rows(codes, start, shapes.volume, count)
+    if rows is None:
+        _check_permutations(perm, start, shapes.volume[codes])
+        perm, start = repack_permutations(perm, start, codes, shapes.volume)
+        rows = permutation_rows(codes, start, shapes.volume, count)
+    base, row_count, row = rows  # type: ignore[misc]
+    used = row_count > 0
+    if bool(used.any()) and (int(base[used].amin()) < 0 or int(
+            (base + row_count * shapes.volume)[used].amax()) > perm.numel()):
+        raise ValueError(f"shuffle blocks read permutation entries outside perm "
+                         f"({perm.numel()} entries)")
+    return perm, base, row_count, row
+
+
+def _plan(params: ShuffleParams, spatial: tuple[int, int, int]) -> _Plan:
+    """Order blocks by (width class, step of CUBES_PER_STEP cubes), read the permutations
+    as per-shape rows and build the class tables; per block the key base and the corner
+    within its step."""
     device = params.origin.device
     chosen = params.apply.nonzero().squeeze(1)
     volume = spatial[0] * spatial[1] * spatial[2]
-    strides = torch.tensor([spatial[1] * spatial[2], spatial[2], 1], device=device)
-    largest = params.size.amax(dim=0)
-    params = _sorted_by_shape(params, largest)
-    slot = torch.full((params.apply.shape[0],), -1, dtype=torch.int64, device=device)
-    slot[chosen] = torch.arange(chosen.numel(), device=device)
-    corner = (params.origin * strides).sum(dim=1)
-    base = slot[params.sample] * volume + corner
-    # key = (rank + 1) << bits | source index within the cube; the highest rank wins.
     bits = max(volume - 1, 1).bit_length()
-    wide = bits + (int(params.rank.max()) + 1).bit_length() > 31
-    dtype = torch.int64 if wide else torch.int32
-    lx, ly, lz = largest.tolist()
-    box = (torch.arange(lx, device=device)[:, None, None] * strides[0]
-           + torch.arange(ly, device=device)[:, None] * strides[1]
-           + torch.arange(lz, device=device))
-    key_base = (((params.rank + 1) << bits) + corner).to(dtype)
-    # Voxels no block covers keep rank 0 and their own index.
-    keys = torch.arange(volume, dtype=dtype, device=device).repeat(chosen.numel())
-    _, counts = torch.unique_consecutive(_shape_codes(params.size, largest), return_counts=True)
-    block, entry = 0, 0
-    for count in counts.tolist():
-        sx, sy, sz = params.size[block].tolist()
-        offsets = box[:sx, :sy, :sz].reshape(-1)
-        n = offsets.numel()
-        key = offsets.to(dtype).index_select(0, params.perm[entry:entry + count * n])
-        key = key.view(count, n).add_(key_base[block:block + count, None])
-        dest = base[block:block + count, None] + offsets
-        keys.scatter_reduce_(0, dest.view(-1), key.view(-1), "amax")
-        block, entry = block + count, entry + count * n
-    return keys.bitwise_and_((1 << bits) - 1).view(chosen.numel(), volume).int()
+    largest = tuple(int(v) for v in params.size.amax(dim=0).tolist())
+    shapes = block_shapes(largest, spatial, device)  # type: ignore[arg-type]
+    slot = torch.full((params.apply.shape[0],), -1, dtype=torch.int32, device=device)
+    slot[chosen] = torch.arange(chosen.numel(), dtype=torch.int32, device=device)
+    steps = (chosen.numel() + CUBES_PER_STEP - 1) // CUBES_PER_STEP
+    codes, block_slot = shapes.codes(params.size), slot.index_select(0, params.sample)
+    origin, rank, start = params.origin, params.rank, params.perm_start
+    cell = shapes.class_of.index_select(0, codes).int().mul_(steps)
+    cell += block_slot // CUBES_PER_STEP
+    if not bool((cell[1:] >= cell[:-1]).all()):  # the sampler's order needs no sort
+        order = torch.argsort(cell, stable=True)
+        codes, block_slot, cell = codes[order], block_slot[order], cell[order]
+        origin, rank, start = origin[order], rank[order], start[order]
+    perm, base, row_count, row = _permutation_rows(params, shapes, codes, start)
+    dtype = _key_dtype(rank, bits)
+    layout = row_layout(largest, spatial, device, tuple(base.tolist()),  # type: ignore[arg-type]
+                        tuple(row_count.tolist()), perm.numel())
+    source = source_tables(shapes, layout, perm, dtype)
+    corner = origin[:, 0].to(dtype) * (spatial[1] * spatial[2])
+    corner.add_(origin[:, 1], alpha=spatial[2]).add_(origin[:, 2])
+    key_base = rank.to(dtype, copy=True).add_(1).bitwise_left_shift_(bits).add_(corner)
+    corner.add_(block_slot.remainder(CUBES_PER_STEP).to(dtype), alpha=volume)
+    counts = torch.bincount(cell, minlength=len(shapes.widths) * steps)
+    bounds = torch.cat([counts.new_zeros(1), torch.cumsum(counts, 0)]).tolist()
+    return _Plan(chosen.numel(), volume, bits, corner, key_base,
+                 layout.row_start.index_select(0, codes).add_(row), list(layout.dest), source,
+                 bounds)
+
+
+def _resolve(plan: _Plan) -> Iterator[tuple[int, Tensor]]:
+    """Per step, ``(first slot, (cubes, V) source index of every voxel)``."""
+    steps = (plan.slots + CUBES_PER_STEP - 1) // CUBES_PER_STEP
+    dtype, device = plan.key_base.dtype, plan.corner.device
+    identity = torch.arange(plan.volume, dtype=dtype, device=device)
+    widest = max(plan.bounds[i + 1] - plan.bounds[i] for i in range(len(plan.bounds) - 1))
+    scratch = torch.empty(widest * max(t.shape[1] for t in plan.dest), dtype=torch.int64,
+                          device=device)
+    for step in range(steps):
+        cubes = min(CUBES_PER_STEP, plan.slots - step * CUBES_PER_STEP)
+        keys = identity.repeat(cubes)
+        for k, (dest_table, source_table) in enumerate(zip(plan.dest, plan.source)):
+            first, last = plan.bounds[k * steps + step], plan.bounds[k * steps + step + 1]
+            if first == last:
+                continue
+            rows = plan.row[first:last]
+            dest = scratch[:(last - first) * dest_table.shape[1]].view(last - first, -1)
+            torch.add(plan.corner[first:last, None], dest_table.index_select(0, rows), out=dest)
+            key = source_table.index_select(0, rows).add_(plan.key_base[first:last, None])
+            keys.scatter_reduce_(0, dest.view(-1), key.view(-1), "amax")
+        yield step * CUBES_PER_STEP, keys.bitwise_and_((1 << plan.bits) - 1).view(cubes, -1)
+
+
+def source_index(params: ShuffleParams, spatial: tuple[int, ...]) -> Tensor:
+    """``(S, V)`` int64: for each voxel of the S shuffled cubes (batch order, flattened),
+    the flat index within its cube of the original voxel that ends up there."""
+    _check_blocks(params, spatial)
+    chosen = int(params.apply.sum())
+    volume = spatial[0] * spatial[1] * spatial[2]
+    out = torch.empty(chosen, volume, dtype=torch.int64, device=params.origin.device)
+    if params.size.shape[0] == 0:
+        return out.copy_(torch.arange(volume, device=out.device))
+    for first, sources in _resolve(_plan(params, tuple(spatial))):  # type: ignore[arg-type]
+        out[first:first + sources.shape[0]] = sources
+    return out
 
 
 def apply_shuffle(batch: Tensor, params: ShuffleParams) -> Tensor:
     """Copy of ``batch (B, C, X, Y, Z)`` with the blocks of ``params`` shuffled (every
     channel alike); each shuffled cube is gathered straight into the output."""
     params = params.to(batch.device)
-    chosen = params.apply.nonzero().squeeze(1).tolist()
-    slots = {index: slot for slot, index in enumerate(chosen)} if params.size.shape[0] else {}
-    source = source_index(params, tuple(batch.shape[2:])) if slots else None
-    out = torch.empty(batch.shape, dtype=batch.dtype, device=batch.device)
+    spatial = tuple(batch.shape[2:])
+    _check_blocks(params, spatial)
+    out = empty_like_batch(batch)
+    chosen = params.apply.nonzero().squeeze(1).tolist() if params.size.shape[0] else []
+    shuffled = set(chosen)
     for index in range(batch.shape[0]):
-        if source is None or index not in slots:
+        if index not in shuffled:
             out[index] = batch[index]
-            continue
-        original = batch[index].reshape(batch.shape[1], -1)
-        target = out[index].view(batch.shape[1], -1)
-        for channel in range(batch.shape[1]):
-            torch.index_select(original[channel], 0, source[slots[index]], out=target[channel])
+    if not chosen:
+        return out
+    channels = batch.shape[1]
+    for first, sources in _resolve(_plan(params, spatial)):  # type: ignore[arg-type]
+        for offset, source in enumerate(sources):
+            index = chosen[first + offset]
+            original = batch[index].reshape(channels, -1)
+            target = out[index].view(channels, -1)
+            for channel in range(channels):
+                torch.index_select(original[channel], 0, source, out=target[channel])
     return out

@@ -75,44 +75,46 @@ def grid_values(xs: Tensor, ys: Tensor, cells: int) -> Tensor:
     """
     batch, points = xs.shape
     first_grid = torch.ceil(xs * cells).long().clamp_(0, cells + 1)
-    hist = torch.zeros(batch, cells + 2, dtype=torch.int32, device=xs.device)
-    hist.scatter_add_(1, first_grid, torch.ones_like(first_grid, dtype=torch.int32))
-    hi = hist[:, :cells + 1].cumsum(dim=1).clamp_(1, points - 1)
+    hist = torch.zeros(batch, cells + 2, dtype=torch.int64, device=xs.device)
+    hist.scatter_add_(1, first_grid, torch.ones_like(first_grid))
+    index = hist[:, :cells + 1].cumsum(dim=1).clamp_(1, points - 1)
     # x and y travel as one 8-byte value: two gathers instead of four.
     table = torch.stack([xs, ys], dim=2).view(torch.float64).squeeze(2)
-    upper = table.gather(1, hi).view(torch.float32).view(batch, cells + 1, 2)
-    lower = table.gather(1, hi - 1).view(torch.float32).view(batch, cells + 1, 2)
-    grid = torch.arange(cells + 1, dtype=torch.float32, device=xs.device) / cells
-    span = upper - lower
-    frac = ((grid - lower[..., 0]) / span[..., 0].clamp_min(1e-12)).clamp_(0, 1)
+    upper = table.gather(1, index).view(torch.float32).view(batch, cells + 1, 2)
+    lower = table.gather(1, index.sub_(1)).view(torch.float32).view(batch, cells + 1, 2)
+    span = upper.sub_(lower)
+    grid = torch.arange(cells + 1, dtype=torch.float32, device=xs.device).div_(cells)
+    frac = torch.sub(grid, lower[..., 0]).div_(span[..., 0].clamp_min_(1e-12)).clamp_(0, 1)
     return torch.addcmul(lower[..., 1], frac, span[..., 1])
 
 
-def intensity_lut(params: NonlinearParams, points: int) -> Tensor:
-    """Per-sample line pieces on the uniform grid, ``(B, LUT_CELLS + 1, 2)`` float32 pairs
-    ``(intercept, slope)``: in cell ``i = floor(x * LUT_CELLS)``,
+def line_pieces(xs: Tensor, ys: Tensor) -> Tensor:
+    """Line pieces of one curve table on the uniform grid, ``(LUT_CELLS + 1, 2)`` float32
+    pairs ``(intercept, slope)``: in cell ``i = floor(x * LUT_CELLS)``,
     ``y = intercept + slope * x * LUT_CELLS``. The extra last cell (x = 1) is constant."""
-    xs, ys = bezier_table(params.controls, params.invert, points)
-    values = grid_values(xs, ys, LUT_CELLS)
-    slope = torch.diff(values, dim=1, append=values[:, -1:])
+    values = grid_values(xs[None], ys[None], LUT_CELLS)[0]
+    pairs = torch.empty(LUT_CELLS + 1, 2, dtype=torch.float32, device=values.device)
+    slope, intercept = pairs[:, 1], pairs[:, 0]
+    torch.sub(values[1:], values[:-1], out=slope[:-1])
+    slope[-1] = 0
     cell = torch.arange(LUT_CELLS + 1, dtype=torch.float32, device=values.device)
-    return torch.stack([values - cell * slope, slope], dim=2)
+    torch.addcmul(values, cell, slope, value=-1, out=intercept)
+    return pairs
 
 
-def _map_cube(cube: Tensor, pairs: Tensor, out: Tensor) -> None:
-    """``out = curve(cube)`` for one flattened cube; ``pairs (LUT_CELLS + 1,)`` float64 views
-    of (intercept, slope): one 4-byte index and one 8-byte lookup per voxel."""
-    pos = cube.float() * LUT_CELLS
-    line = pairs.index_select(0, pos.int()).view(torch.float32).view(-1, 2)
-    torch.addcmul(line[:, 0], pos, line[:, 1], out=out)
-    out.clamp_(0, 1)
+def intensity_lut(params: NonlinearParams, points: int) -> Tensor:
+    """Per-sample line pieces (see :func:`line_pieces`), ``(B, LUT_CELLS + 1, 2)``."""
+    xs, ys = bezier_table(params.controls, params.invert, points)
+    return torch.stack([line_pieces(x, y) for x, y in zip(xs, ys)])
 
 
 def apply_nonlinear(batch: Tensor, params: NonlinearParams, points: int = 1000,
                     inplace: bool = False) -> Tensor:
     """``batch (B, C, X, Y, Z)`` in [0, 1] with each chosen sample's curve applied.
 
-    Cube by cube: a cube's table stays in cache while its voxels are looked up.
+    Sample by sample: a cube's table is built and stays in cache while its voxels are
+    looked up (one 4-byte index and one 8-byte (intercept, slope) lookup per voxel),
+    through scratch buffers reused across samples.
     Returns a new tensor unless ``inplace``, which overwrites ``batch``.
     """
     params = params.to(batch.device)
@@ -120,14 +122,21 @@ def apply_nonlinear(batch: Tensor, params: NonlinearParams, points: int = 1000,
     chosen = params.apply.nonzero().squeeze(1)
     if chosen.numel() == 0:
         return out
-    pairs = intensity_lut(NonlinearParams(params.apply[chosen], params.controls[chosen],
-                                          params.invert[chosen]), points)
-    pairs = pairs.view(torch.float64).squeeze(2)
-    scratch = torch.empty(batch[0].numel(), dtype=torch.float32, device=batch.device)
+    xs, ys = bezier_table(params.controls[chosen], params.invert[chosen], points)
+    voxels = batch[0].numel()
+    pos = torch.empty(voxels, dtype=torch.float32, device=batch.device)
+    cell = torch.empty(voxels, dtype=torch.int32, device=batch.device)
+    line = torch.empty(voxels, dtype=torch.float64, device=batch.device)
+    scratch = torch.empty(voxels, dtype=torch.float32, device=batch.device)
     for slot, index in enumerate(chosen.tolist()):
+        pairs = line_pieces(xs[slot], ys[slot]).view(torch.float64).squeeze(1)
         direct = out.dtype == torch.float32 and out[index].is_contiguous()
         target = out[index].view(-1) if direct else scratch
-        _map_cube(out[index].reshape(-1), pairs[slot], target)
+        torch.mul(out[index].reshape(-1), LUT_CELLS, out=pos)
+        cell.copy_(pos)  # truncation = floor for values >= 0
+        torch.index_select(pairs, 0, cell, out=line)
+        halves = line.view(torch.float32).view(-1, 2)
+        torch.addcmul(halves[:, 0], pos, halves[:, 1], out=target).clamp_(0, 1)
         if not direct:
             out[index] = target.view(out[index].shape).to(out.dtype)
     return out

@@ -126,7 +126,8 @@ class ModelsGenesisCorruption:
         rng = RandomSource(generator, device)
         return CorruptionParams(
             flip=sample_flip_params(shape[0], c.flip_prob, c.max_flips, rng),
-            shuffle=sample_shuffle_params(shape, c.shuffle_prob, c.shuffle_blocks, rng),
+            shuffle=sample_shuffle_params(shape, c.shuffle_prob, c.shuffle_blocks, rng,
+                                          c.shuffle_pool),
             nonlinear=sample_nonlinear_params(shape[0], c.nonlinear_prob, c.invert_prob, rng),
             paint=sample_paint_params(shape, c.paint_prob, c.outer_paint_prob,
                                       c.inner_boxes_max, c.outer_boxes_max,

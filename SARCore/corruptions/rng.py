@@ -69,9 +69,10 @@ class RandomSource:
             return torch.from_numpy(self._numpy.random(shape, dtype=np_dtype))
         return torch.rand(shape, generator=self.generator, device=self.device, dtype=dtype)
 
-    def integers(self, low: torch.Tensor | int, high: torch.Tensor | int, *shape: int
-                 ) -> torch.Tensor:
-        """int64 tensor of ``shape`` uniform in ``[low, high]`` (both ends included).
+    def integers(self, low: torch.Tensor | int, high: torch.Tensor | int, *shape: int,
+                 dtype: torch.dtype = torch.int64) -> torch.Tensor:
+        """Tensor of ``shape`` uniform in ``[low, high]`` (both ends included), int64 unless
+        ``dtype`` says otherwise.
 
         ``low``/``high`` broadcast against ``shape``, like Python's ``random.randint``
         called once per element. NumPy draws them exactly; the torch backend takes
@@ -82,11 +83,26 @@ class RandomSource:
         if bool((high_t < low_t).any()):
             raise ValueError("integers: empty range (high < low)")
         if self._numpy is not None:
-            drawn = self._numpy.integers(low_t.numpy(), high_t.numpy(), size=shape, endpoint=True)
-            return torch.from_numpy(np.asarray(drawn, dtype=np.int64))
-        span = high_t - low_t + 1
-        offset = (self.uniform(*shape, dtype=torch.float64) * span).long()
-        return low_t + torch.minimum(offset, span - 1)
+            np_dtype = torch.empty(0, dtype=dtype).numpy().dtype
+            drawn = self._numpy.integers(low_t.numpy(), high_t.numpy(), size=shape,
+                                         endpoint=True, dtype=np_dtype)
+            return torch.from_numpy(np.asarray(drawn, dtype=np_dtype))
+        return (low_t + self.below((high_t - low_t + 1).expand(shape))).to(dtype)
+
+    def below(self, span: torch.Tensor) -> torch.Tensor:
+        """Integers shaped and typed like ``span``, element ``i`` uniform in ``[0, span[i])``.
+
+        ``floor(u * span)`` from float64 uniforms ``u`` (bias below 1e-14 for spans under
+        100): one uniform per element, several times faster than NumPy's exact bounded
+        draws when every element has its own bound.
+        """
+        if self._numpy is not None:
+            u = self._numpy.random(tuple(span.shape))
+            np.multiply(u, span.numpy(), out=u)
+            drawn = torch.from_numpy(u).to(span.dtype)
+        else:
+            drawn = (self.uniform(*span.shape, dtype=torch.float64) * span).to(span.dtype)
+        return torch.minimum(drawn, span - 1, out=drawn)
 
     def permutations(self, rows: int, n: int, out: torch.Tensor | None = None) -> torch.Tensor:
         """``(rows, n)`` int32 tensor whose rows are independent uniform permutations of

@@ -40,6 +40,7 @@ from SARCore.training.distributed import (
 from SARCore.training.early_stopping import EarlyStopping
 from SARCore.training.metrics_log import plot_loss_curves, write_metrics_csv
 from SARCore.training.sampler import ResumableDistributedSampler
+from SARCore.training.sync_batchnorm import convert_sync_batchnorm
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +127,7 @@ class _Run:
         self.info, self.device = init_distributed(resolve_device(config.device))
         torch.manual_seed(config.seed)
         if self.info.enabled and config.sync_batchnorm:
-            objective = nn.SyncBatchNorm.convert_sync_batchnorm(objective)
+            objective = convert_sync_batchnorm(objective, self.device)
         self.objective = objective.to(self.device)
         if config.channels_last:
             self.objective = self.objective.to(memory_format=torch.channels_last_3d)
@@ -213,10 +214,14 @@ class _Run:
 
     # -- epochs ------------------------------------------------------------------------
     def _loader(self, dataset: Dataset, sampler: Any, shuffle: bool = False) -> DataLoader:
+        # An own generator: without one, every new iterator draws its workers' base seed
+        # from the global torch RNG, so a resumed run (one extra iterator) would diverge.
+        seeds = torch.Generator().manual_seed(
+            (self.config.seed * 1_000_003 + self.epoch) * 1009 + self.info.rank)
         return DataLoader(dataset, batch_size=self.config.batch_size, sampler=sampler,
                           shuffle=shuffle, num_workers=self.config.num_workers,
                           pin_memory=self.device.type == "cuda", drop_last=sampler is not None,
-                          persistent_workers=False)
+                          persistent_workers=False, generator=seeds)
 
     def train_epoch(self) -> bool:
         """Runs the rest of the current epoch; False when max_steps cut it short."""

@@ -1,0 +1,77 @@
+"""``evaluate``: Dice, HD95, tumor-size buckets and t-tests -> paper-style tables."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from SARCore.progress import Reporter
+
+HELP = ("score predicted label maps against ground truth: Dice (1.0 when both empty), HD95 "
+        "(mm), S/M/L tumor-size buckets, mean ± std over runs, t-test against --compare")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--pred", required=True, metavar="DIR",
+                        help="predicted label maps (<case>_label.nii.gz), or sub-folders of "
+                             "them, one per trial/fold")
+    parser.add_argument("--truth", required=True, metavar="DIR",
+                        help="ground truth: BraTS case folders, an MSD dataset, image + "
+                             "<case>_label pairs, or a folder of label files")
+    parser.add_argument("--labels", nargs="+", metavar="LABEL",
+                        help="label groups to score: 1 2 or name=1,2,4 (e.g. whole=1,2,3,4 "
+                             "for the BraTS whole tumor); default each value found + whole")
+    parser.add_argument("--out", metavar="DIR",
+                        help="folder for scores.csv, table2.md/.csv, ttest.md/.csv "
+                             "(default: <pred>/evaluation)")
+    parser.add_argument("--compare", metavar="DIR2",
+                        help="a second run's predictions: both in the tables, and a t-test")
+    parser.add_argument("--name", help="method name of --pred (default: its folder name)")
+    parser.add_argument("--compare-name", help="method name of --compare (default: folder name)")
+    parser.add_argument("--size-label", metavar="NAME",
+                        help="label group split into S/M/L by truth volume (default: whole, "
+                             "else the first group)")
+    parser.add_argument("--size-thresholds", nargs=2, type=float, metavar=("S_MAX", "M_MAX"),
+                        help="bucket cut points in mL (default: terciles of the truth volumes)")
+    parser.add_argument("--welch", action="store_true",
+                        help="Welch's t-test (unequal variances) instead of Student's")
+
+
+def _method_names(args: argparse.Namespace) -> list[tuple[str, str]]:
+    from SARCore.errors import ConfigError
+
+    runs = [(args.name or Path(args.pred).resolve().name, args.pred)]
+    if args.compare:
+        runs.append((args.compare_name or Path(args.compare).resolve().name, args.compare))
+        if runs[0][0] == runs[1][0]:
+            raise ConfigError(f"--pred and --compare are both named {runs[0][0]!r}",
+                              hint="give --name and --compare-name")
+    return runs
+
+
+def run(args: argparse.Namespace, reporter: Reporter) -> int:
+    from SARCore.evaluation.metrics import as_groups
+    from SARCore.evaluation.report import evaluate_runs, write_report
+
+    groups = as_groups(args.labels) if args.labels else None
+    scores = {name: evaluate_runs(folder, args.truth, groups, reporter)
+              for name, folder in _method_names(args)}
+    out = Path(args.out) if args.out else Path(args.pred) / "evaluation"
+    thresholds = tuple(args.size_thresholds) if args.size_thresholds else None
+    report = write_report(out, scores, args.size_label, thresholds, welch=args.welch)
+    low, high = report.thresholds or (float("nan"), float("nan"))
+    reporter.log(f"size buckets: S <= {low:.2f} mL < M <= {high:.2f} mL < L")
+    reporter.log((out / "table2.md").read_text(encoding="utf-8"))
+    if (out / "ttest.md").exists():
+        reporter.log((out / "ttest.md").read_text(encoding="utf-8"))
+    reporter.done(dice=_cells(report.dice), hd95_mm=_cells(report.hd95),
+                  thresholds_ml=list(report.thresholds or ()),
+                  files=[str(p) for p in report.files], out=str(out))
+    return 0
+
+
+def _cells(summary) -> dict:
+    """``{method: {"<label>_<bucket>": {"mean", "std", "n"}}}`` for the JSON done event."""
+    return {method: {f"{label}_{bucket}": {"mean": cell.mean, "std": cell.std, "n": cell.n}
+                     for (label, bucket), cell in cells.items()}
+            for method, cells in summary.rows.items()}

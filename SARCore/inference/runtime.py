@@ -1,0 +1,124 @@
+"""Where and how the network runs: device, precision, fused layers, flip averaging.
+
+Speed-ups that leave the result unchanged up to rounding:
+
+* Conv3d + BatchNorm3d folded into one convolution (eval-mode batch norm is an affine map
+  per channel), which saves a full pass over every activation;
+* ``channels_last_3d`` memory layout (oneDNN/cuDNN convolutions run without reorders);
+* ``torch.inference_mode`` (no autograd bookkeeping);
+* bfloat16 autocast where the hardware has bf16 arithmetic (CUDA with bf16, CPUs with
+  AVX512-BF16 or AMX); elsewhere bf16 is emulated and slower, so "auto" keeps float32.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import itertools
+import logging
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+from SARCore.config import check_choice
+from SARCore.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+DEVICES = ("auto", "cpu", "cuda")
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """``auto`` -> CUDA when available, else CPU; asking for CUDA without one is an error."""
+    check_choice("device", name, DEVICES)
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda: no CUDA device is available to PyTorch",
+                          hint="use --device cpu (or auto), or install a CUDA build of torch")
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(name)
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_has_bf16() -> bool:
+    """True when the CPU computes bf16 natively (Linux ``/proc/cpuinfo`` flags)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="ignore")
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def pick_precision(name: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype (``torch.bfloat16``) or ``None`` for plain float32."""
+    check_choice("precision", name, PRECISIONS)
+    if name == "fp32":
+        return None
+    if name == "bf16":
+        return torch.bfloat16
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
+    return torch.bfloat16 if cpu_has_bf16() else None
+
+
+def fuse_batchnorm(net: nn.Module) -> nn.Module:
+    """A copy of ``net`` (eval mode) with each Conv3d -> BatchNorm3d pair folded into one conv."""
+    fused = copy.deepcopy(net).eval()
+    for module in fused.modules():
+        if not isinstance(module, nn.Sequential):
+            continue
+        for index in range(len(module) - 1):
+            conv, norm = module[index], module[index + 1]
+            if isinstance(conv, nn.Conv3d) and isinstance(norm, nn.BatchNorm3d):
+                module[index] = fuse_conv_bn_eval(conv, norm)
+                module[index + 1] = nn.Identity()
+    return fused
+
+
+def prepare_network(net: nn.Module, device: torch.device,
+                    channels_last: bool = True) -> nn.Module:
+    """Fused, eval-mode copy of ``net`` on ``device`` in the chosen memory layout."""
+    fused = fuse_batchnorm(net).to(device)
+    if channels_last:
+        fused = fused.to(memory_format=torch.channels_last_3d)
+    return fused
+
+
+class Predictor:
+    """``(B, C, X, Y, Z)`` float32 -> ``(B, K, X, Y, Z)`` probabilities, flips averaged.
+
+    With ``tta`` the batch is also run mirrored along every subset of the three axes
+    (8 passes) and the un-mirrored probabilities are averaged.
+    """
+
+    def __init__(self, net: nn.Module, activation: str, device: torch.device,
+                 autocast: torch.dtype | None = None, tta: bool = False,
+                 channels_last: bool = True):
+        self.net, self.activation, self.device = net, activation, device
+        self.autocast, self.channels_last = autocast, channels_last
+        self.flips = ([axes for r in range(4) for axes in itertools.combinations((2, 3, 4), r)]
+                      if tta else [()])
+
+    def __call__(self, batch: torch.Tensor) -> torch.Tensor:
+        total = None
+        with torch.inference_mode():
+            for axes in self.flips:
+                inputs = torch.flip(batch, axes) if axes else batch
+                probabilities = self._probabilities(inputs)
+                probabilities = torch.flip(probabilities, axes) if axes else probabilities
+                total = probabilities if total is None else total.add_(probabilities)
+            return total / len(self.flips)
+
+    def _probabilities(self, inputs: torch.Tensor) -> torch.Tensor:
+        if self.channels_last:
+            inputs = inputs.contiguous(memory_format=torch.channels_last_3d)
+        with torch.autocast(self.device.type, dtype=self.autocast or torch.bfloat16,
+                            enabled=self.autocast is not None):
+            logits = self.net(inputs)
+        logits = logits.float()
+        if self.activation == "sigmoid":
+            return torch.sigmoid(logits)
+        return torch.softmax(logits, dim=1)

@@ -1,0 +1,66 @@
+"""DDP: ``torchrun --nproc_per_node=2 -m SARCore pretrain`` (gloo, CPU) keeps both ranks'
+weights identical and trains like one process on the same global batch."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from pretrain_data import one_torch_thread, subprocess_env
+
+from SARCore.cli import main
+from SARCore.models.modelfile import weights_digest
+from SARCore.training.checkpoint import load_checkpoint
+from SARCore.training.metrics_log import read_metrics_csv
+
+#: Genesis without corruptions: each rank's batch is then exactly its share of the global
+#: batch (random corruptions would differ per rank), so 2 x 2 must equal 1 x 4.
+IDENTICAL_DATA = {"method": "genesis", "width_divisor": 8, "max_steps": 3,
+                  "steps_per_epoch": 3, "seed": 5, "device": "cpu",
+                  "corruption": {"flip_prob": 0.0, "shuffle_prob": 0.0,
+                                 "nonlinear_prob": 0.0, "paint_prob": 0.0}}
+
+
+def write_config(path: Path) -> Path:
+    path.write_text(json.dumps(IDENTICAL_DATA))
+    return path
+
+
+def test_two_gloo_ranks_match_one_process(small_real_cubes_dir, tmp_path, capsys):
+    config = write_config(tmp_path / "identical.json")
+    ddp_out, single_out = tmp_path / "ddp", tmp_path / "single"
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+               "--nproc_per_node=2", "-m", "SARCore", "pretrain", str(small_real_cubes_dir),
+               "--out", str(ddp_out), "--config", str(config), "--batch-size", "2",
+               "--rank-digests", "--progress", "json"]
+    done = subprocess.run(command, capture_output=True, text=True, env=subprocess_env(),
+                          timeout=400)
+    assert done.returncode == 0, done.stderr[-3000:]
+    events = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    assert [e["step"] for e in events if e["event"] == "progress"] == [1, 2, 3]  # rank 0 only
+    assert sum(e["event"] == "done" for e in events) == 1
+
+    digests = [json.loads((ddp_out / "rank_digests" / f"rank{r}.json").read_text())
+               for r in (0, 1)]
+    assert [d["world_size"] for d in digests] == [2, 2]
+    assert digests[0]["weights_sha256"] == digests[1]["weights_sha256"]
+    ddp_state = load_checkpoint(ddp_out / "last.ckpt")
+    assert ddp_state["world_size"] == 2 and ddp_state["global_step"] == 3
+    assert weights_digest(ddp_state["model"]) == digests[0]["weights_sha256"]
+
+    with one_torch_thread():
+        assert main(["pretrain", str(small_real_cubes_dir), "--out", str(single_out),
+                     "--config", str(config), "--batch-size", "4", "--progress", "none"]) == 0
+    capsys.readouterr()
+    single_state = load_checkpoint(single_out / "last.ckpt")
+    for name, tensor in single_state["model"].items():
+        if tensor.is_floating_point():  # weights and batch-norm running statistics
+            torch.testing.assert_close(ddp_state["model"][name], tensor, rtol=1e-3,
+                                       atol=2e-4, msg=name)
+    ddp_rows, single_rows = (read_metrics_csv(p / "metrics.csv") for p in (ddp_out, single_out))
+    for key in ("train_loss", "val_loss"):
+        assert ddp_rows[-1][key] == pytest.approx(single_rows[-1][key], rel=1e-3), key

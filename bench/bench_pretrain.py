@@ -1,0 +1,185 @@
+"""Throughput of a SAR pre-training step against a bare torch loop on the same U-Net.
+
+SAR step (as ``SARCore.training.loop`` runs it): Models Genesis corruption of the batch,
+U-Net forward, restoration MSE + scale CE (SA head) + adversarial BCE (discriminator on
+reversed taps), backward, SGD step over the three parameter groups. Bare step: the same
+U-Net, ``MSE(sigmoid(unet(x)), x)``, backward, SGD step. Both run on the same batch of
+real CT and MRI crops (batch 6 of 64x64x32), with the same autocast and memory format.
+
+Reported per width: samples/s of bare, SAR with corruption (the real step) and SAR
+without (network cost alone), the ratios SAR/bare, and on CUDA the bf16 MFU. The last
+line is ``ratio: X`` = SAR (with corruption) samples/s / bare samples/s at the first width.
+
+    python bench/bench_pretrain.py                       # widths 1 and 4, CPU defaults
+    python bench/bench_pretrain.py --device cuda --widths 1 4 8 --steps 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+import torch
+import torch.nn.functional as F
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from SARCore.io.modality import CT, MRI  # noqa: E402
+from SARCore.models.unet3d import UNet3D  # noqa: E402
+from SARCore.pretrain.config import PretrainConfig  # noqa: E402
+from SARCore.pretrain.objectives import PretrainObjective  # noqa: E402
+from SARCore.pretrain.runner import make_optimizer  # noqa: E402
+from SARCore.training.device import resolve_device  # noqa: E402
+
+DATA = REPO.parent / "shared" / "data"
+FLOP_PER_SAMPLE = 0.73e12     # fwd+bwd at paper width for 1x64x64x32 (method-spec.md)
+PEAK_BF16 = {"H100": 989e12, "H200": 989e12, "A100": 312e12}  # dense bf16 FLOP/s
+
+
+def real_batch(device: torch.device, seed: int = 0) -> dict[str, torch.Tensor]:
+    """3 CT crops ([-1000, 1000] HU -> [0, 1]) and 3 FLAIR crops (min-max), scale labels."""
+    rng = np.random.default_rng(seed)
+    sources = [(DATA / "ct" / "totalsegmentator_example" / "example_ct.nii.gz", CT,
+                (-1000.0, 1000.0)),
+               (DATA / "brats2015" / "brats_2013_pat0001_1" / "Flair_subtrMeanDivStd.nii.gz",
+                MRI, None)]
+    cubes, modalities = [], []
+    for path, modality, clip in sources:
+        volume = sitk.GetArrayFromImage(sitk.ReadImage(str(path))).transpose(2, 1, 0)
+        volume = volume.astype(np.float32)
+        low, high = clip if clip else (float(volume.min()), float(volume.max()))
+        volume = (np.clip(volume, low, high) - low) / (high - low)
+        for _ in range(3):
+            start = [rng.integers(0, s - c + 1) for s, c in zip(volume.shape, (64, 64, 32))]
+            cubes.append(volume[start[0]:start[0] + 64, start[1]:start[1] + 64,
+                                start[2]:start[2] + 32])
+            modalities.append(modality)
+    return {"cube": torch.from_numpy(np.stack(cubes)[:, None]).to(device),
+            "scale": torch.tensor([0, 1, 2, 0, 1, 2], device=device),
+            "modality": torch.tensor(modalities, device=device)}
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def make_sar(width: int, device: torch.device, corrupt: bool, channels_last: bool):
+    torch.manual_seed(0)
+    config = PretrainConfig(method="sar", width_divisor=width)
+    objective = PretrainObjective(config).to(device)
+    if not corrupt:
+        objective.corruption = lambda cubes, generator: (cubes, cubes)
+    if channels_last:
+        objective = objective.to(memory_format=torch.channels_last_3d)
+    optimizer = make_optimizer(objective, config)
+    generator = torch.Generator(device=device).manual_seed(0)
+
+    def step(batch: dict[str, torch.Tensor], autocast: torch.autocast) -> None:
+        with autocast:
+            loss = objective(batch, generator)["loss"]
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    return step
+
+
+def make_bare(width: int, device: torch.device, channels_last: bool):
+    torch.manual_seed(0)
+    unet = UNet3D(1, 1, width).to(device)
+    if channels_last:
+        unet = unet.to(memory_format=torch.channels_last_3d)
+    optimizer = torch.optim.SGD(unet.parameters(), lr=1.0, momentum=0.9)
+
+    def step(batch: dict[str, torch.Tensor], autocast: torch.autocast) -> None:
+        x = batch["cube"]
+        with autocast:
+            loss = F.mse_loss(torch.sigmoid(unet(x).float()), x)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    return step
+
+
+def measure(steps: dict, batch: dict, autocast: torch.autocast, device: torch.device,
+            n_steps: int, warmup: int) -> dict[str, float]:
+    """Median seconds per step of each variant, rounds interleaved against load drift."""
+    for step in steps.values():
+        for _ in range(warmup):
+            step(batch, autocast)
+    times: dict[str, list[float]] = {name: [] for name in steps}
+    for _ in range(n_steps):
+        for name, step in steps.items():
+            _sync(device)
+            start = time.perf_counter()
+            step(batch, autocast)
+            _sync(device)
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def peak_flops(device: torch.device, given: float | None) -> float | None:
+    if given:
+        return given * 1e12
+    if device.type != "cuda":
+        return None
+    name = torch.cuda.get_device_name(device)
+    return next((peak for key, peak in PEAK_BF16.items() if key in name), None)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--widths", type=int, nargs="+", default=[1, 4])
+    parser.add_argument("--steps", type=int, default=3, help="timed steps per variant")
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--amp", choices=("bf16", "off"), default="bf16")
+    parser.add_argument("--no-channels-last", action="store_true")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    parser.add_argument("--peak-tflops", type=float, help="bf16 peak for the MFU (CUDA)")
+    parser.add_argument("--compile", action="store_true", help="torch.compile both models")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = resolve_device(args.device)
+    channels_last = not args.no_channels_last
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.amp == "bf16")
+    batch = real_batch(device)
+    if channels_last:
+        batch["cube"] = batch["cube"].contiguous(memory_format=torch.channels_last_3d)
+    n = batch["cube"].shape[0]
+    peak = peak_flops(device, args.peak_tflops)
+    print(f"device {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else 'cpu'}"
+          f", {torch.get_num_threads()} threads), amp {args.amp}, channels_last "
+          f"{channels_last}, batch {n} of 64x64x32, {args.steps} timed steps")
+    first_ratio = None
+    for width in args.widths:
+        steps = {"bare": make_bare(width, device, channels_last),
+                 "sar": make_sar(width, device, True, channels_last),
+                 "sar_no_corruption": make_sar(width, device, False, channels_last)}
+        if args.compile:
+            steps = {k: torch.compile(v) for k, v in steps.items()}
+        seconds = measure(steps, batch, autocast, device, args.steps, args.warmup)
+        rate = {k: n / v for k, v in seconds.items()}
+        ratio, ratio_nc = rate["sar"] / rate["bare"], rate["sar_no_corruption"] / rate["bare"]
+        first_ratio = ratio if first_ratio is None else first_ratio
+        line = (f"width/{width}: bare {rate['bare']:.3f} samples/s, SAR {rate['sar']:.3f} "
+                f"(ratio {ratio:.3f}), SAR without corruption {rate['sar_no_corruption']:.3f} "
+                f"(ratio {ratio_nc:.3f})")
+        if peak:
+            flop = FLOP_PER_SAMPLE / width ** 2  # conv FLOPs scale with width squared
+            line += (f", MFU bare {rate['bare'] * flop / peak:.1%}, "
+                     f"SAR {rate['sar'] * flop / peak:.1%}")
+        print(line, flush=True)
+    print(f"ratio: {first_ratio:.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
