@@ -103,3 +103,16 @@ def test_noise_that_does_not_fit_is_refused(cubes):
 def test_cubes_too_small_for_mg_boxes_are_refused():
     with pytest.raises(ValueError, match="at least 14"):
         draw((2, 1, 64, 64, 12), seed=7)
+
+
+def test_noise_is_drawn_only_where_it_is_used():
+    params = draw((12, 1, 64, 64, 32), seed=8, paint_prob=1.0, outer_prob=0.5)
+    assert 0 < int((params.mode == INNER).sum()) < 12
+    for slot in range(12):
+        inside = union_mask(params, slot, (64, 64, 32))
+        noise = params.noise[slot, 0]
+        if params.mode[slot] == INNER:  # boxes only (MG may draw none); the rest stays zero
+            assert (noise[~inside] == 0).all()
+            assert not inside.any() or (noise[inside] > 0).float().mean() > 0.99
+        else:  # the whole cube, uniform
+            assert abs(noise.mean().item() - 0.5) < 0.01 and noise.min() >= 0 and noise.max() < 1

@@ -129,8 +129,25 @@ def test_unusable_batches_get_clear_errors(cubes, make, error, words):
     ({"shuffle_blocks": 0}, "shuffle_blocks must be a positive integer"),
     ({"max_flips": True}, "max_flips must be a positive integer"),
     ({"bezier_points": 1}, "bezier_points must be at least 2"),
+    ({"shuffle_pool": -1}, "shuffle_pool must be 0"),
+    ({"shuffle_pool": True}, "shuffle_pool must be 0"),
     ({"paint_probability": 0.5}, "did you mean 'paint_prob'"),
 ])
 def test_bad_settings_name_the_option(options, words):
     with pytest.raises(ConfigError, match=words):
         from_mapping(CorruptionConfig, options, "corruption")
+
+
+@pytest.mark.parametrize("pool", [0, 16])
+def test_shuffle_pool_setting_reaches_the_sampler(cubes, pool):
+    corruption = ModelsGenesisCorruption(CorruptionConfig(shuffle_prob=1.0, shuffle_pool=pool))
+    batch = cubes[:1]
+    shuffle = corruption.sample_params(batch.shape, seeded(7)).shuffle
+    volume = shuffle.size.prod(dim=1)
+    if pool == 0:  # one permutation per block
+        assert shuffle.perm.numel() == int(volume.sum())
+    else:  # 16 per block shape drawn (all 108 shapes occur among 10,000 blocks)
+        assert shuffle.perm.numel() == 16 * sum((x + 1) * (y + 1) * (z + 1) for x in range(6)
+                                                for y in range(6) for z in range(3))
+    corrupted, _ = corruption.apply(batch, corruption.sample_params(batch.shape, seeded(7)))
+    assert torch.equal(corrupted, corruption(batch, seeded(7))[0])

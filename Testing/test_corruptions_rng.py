@@ -82,3 +82,25 @@ def test_cpu_generator_result_does_not_depend_on_the_batch_device_argument():
     for_gpu = corruption.sample_params(shape, torch.Generator().manual_seed(9), device="cuda")
     assert torch.equal(on_cpu.shuffle.perm, for_gpu.shuffle.perm)
     assert torch.equal(on_cpu.paint.noise, for_gpu.paint.noise)
+
+
+@pytest.mark.parametrize("use_numpy", [True, False])
+def test_below_draws_each_element_under_its_own_bound(use_numpy):
+    span = torch.tensor([1, 2, 7, 64], dtype=torch.int32).repeat(20000, 1)
+    drawn = source(13, use_numpy).below(span)
+    assert drawn.dtype == torch.int32 and drawn.shape == span.shape
+    assert (drawn >= 0).all() and (drawn < span).all()
+    assert torch.equal(drawn.amax(0), span[0] - 1)  # the top value is reachable
+    counts = torch.bincount(drawn[:, 2].long(), minlength=7).float()
+    assert (counts / counts.sum() - 1 / 7).abs().max() < 0.02
+
+
+def test_torch_backend_draws_pooled_shuffles_like_on_a_gpu():
+    shape = (2, 1, 32, 32, 16)
+    batch = torch.rand(shape)
+    params = sample_shuffle_params(shape, 1.0, 3000, source(14, use_numpy=False), pool=8)
+    # Blocks up to 3x3x1: 8 rows of every shape, whose volumes sum to (1+2+3) * (1+2+3).
+    assert params.perm.numel() == 8 * 36
+    shuffled = apply_shuffle(batch, params)
+    for b in range(2):
+        assert torch.isin(shuffled[b], batch[b]).all() and not torch.equal(shuffled[b], batch[b])

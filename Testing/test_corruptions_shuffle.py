@@ -132,3 +132,107 @@ def test_blocks_outside_the_cube_are_refused(cubes):
 def test_cubes_smaller_than_ten_voxels_are_refused():
     with pytest.raises(ValueError, match="at least 10"):
         sample_shuffle_params((1, 1, 64, 64, 8), 1.0, 10, RandomSource(torch.Generator()))
+
+
+# --- permutation pool (CorruptionConfig.shuffle_pool) --------------------------------------
+
+
+def pool_rows(params: ShuffleParams) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per block its shape code and its row in its shape's pool (from ``perm_start``)."""
+    size = params.size.long()
+    codes = ((size[:, 0] - 1) * 6 + size[:, 1] - 1) * 3 + size[:, 2] - 1
+    volume = size.prod(dim=1)
+    start = params.perm_start.long()
+    base = torch.full((108,), 2**62).scatter_reduce(0, codes, start, "amin")
+    shift = start - base[codes]
+    assert torch.equal(shift % volume, torch.zeros_like(shift))  # rows are whole permutations
+    return codes, shift // volume
+
+
+def test_pool_blocks_share_permutations_and_still_match_mg_sequential_writes(cubes):
+    batch = cubes[:2]
+    params = sample_shuffle_params(batch.shape, 1.0, 10000,
+                                   RandomSource(torch.Generator().manual_seed(8)), pool=4)
+    codes, row = pool_rows(params)
+    used = torch.unique(codes)
+    volumes = (used // 18 + 1) * (used // 3 % 6 + 1) * (used % 3 + 1)
+    assert used.numel() == 108 and params.perm.numel() == 4 * int(volumes.sum())
+    assert int(row.max()) == 3 and torch.unique(params.perm_start).numel() == 4 * 108
+    assert torch.equal(apply_shuffle(batch, params), sequential_shuffle(batch, params))
+
+
+def test_pool_rows_are_permutations_picked_uniformly():
+    pool = 16
+    params = sample_shuffle_params((4, 1, 64, 64, 32), 1.0, 10000,
+                                   RandomSource(torch.Generator().manual_seed(9)), pool=pool)
+    codes, row = pool_rows(params)
+    counts = torch.bincount(row, minlength=pool).double()
+    expected = row.numel() / pool
+    chi2 = float(((counts - expected) ** 2 / expected).sum())
+    assert chi2 < (pool - 1) + 5 * (2 * (pool - 1)) ** 0.5  # ~5 sigma above its mean
+    for m in range(0, row.numel(), 4999):
+        n = int(params.size[m].prod())
+        local = params.perm[int(params.perm_start[m]):int(params.perm_start[m]) + n].long()
+        assert torch.equal(local.sort().values, torch.arange(n))
+
+
+def test_pool_permutations_are_uniform_over_calls():
+    """Shapes of 3 voxels: each of the 6 orders is about equally frequent in the pools."""
+    seen = torch.zeros(6)
+    orders = {order: index for index, order in enumerate(
+        [(0, 1, 2), (0, 2, 1), (1, 0, 2), (1, 2, 0), (2, 0, 1), (2, 1, 0)])}
+    generator = torch.Generator().manual_seed(10)
+    for _ in range(15):
+        params = sample_shuffle_params((1, 1, 64, 64, 32), 1.0, 10000, RandomSource(generator),
+                                       pool=64)
+        triples = (params.size.prod(dim=1) == 3).nonzero().squeeze(1)
+        for start in torch.unique(params.perm_start[triples]).tolist():
+            seen[orders[tuple(params.perm[start:start + 3].tolist())]] += 1
+    expected = float(seen.sum()) / 6
+    assert float(((seen - expected) ** 2 / expected).sum()) < 5 + 5 * 10 ** 0.5
+
+
+def test_isolated_pool_blocks_keep_exactly_their_own_voxels(cubes):
+    batch = cubes[:2]
+    params = sample_shuffle_params(batch.shape, 1.0, 40,
+                                   RandomSource(torch.Generator().manual_seed(11)), pool=2)
+    out = apply_shuffle(batch, params)
+    cover = torch.zeros(batch.shape[0], *batch.shape[2:], dtype=torch.int64)
+    regions = []
+    for b, (x, y, z), (sx, sy, sz), start in zip(params.sample.tolist(), params.origin.tolist(),
+                                                 params.size.tolist(), params.perm_start.tolist()):
+        region = (b, slice(x, x + sx), slice(y, y + sy), slice(z, z + sz))
+        cover[region] += 1
+        regions.append((region, start, sx * sy * sz))
+    isolated = 0
+    for (b, *box), start, n in regions:
+        if int(cover[(b, *box)].max()) > 1:
+            continue
+        isolated += 1
+        before, after = batch[(b, 0, *box)].flatten(), out[(b, 0, *box)].flatten()
+        assert torch.equal(after, before[params.perm[start:start + n].long()])
+        assert torch.equal(after.sort().values, before.sort().values)
+    assert isolated > 40  # most of the 80 blocks overlap no other
+    assert torch.equal(out[:, 0][cover == 0], batch[:, 0][cover == 0])
+
+
+def test_pool_zero_gives_every_block_its_own_permutation():
+    params = sample_shuffle_params((2, 1, 30, 30, 20), 1.0, 500,
+                                   RandomSource(torch.Generator().manual_seed(12)), pool=0)
+    assert params.perm.numel() == int(params.size.prod(dim=1).sum())
+    assert torch.unique(params.perm_start).numel() == params.perm_start.numel()
+    with pytest.raises(ValueError, match="pool"):
+        sample_shuffle_params((2, 1, 30, 30, 20), 1.0, 5, RandomSource(torch.Generator()), -1)
+
+
+@pytest.mark.parametrize(("perm", "start", "words"), [
+    ([0, 1, 5], None, "local voxel indices"),
+    ([0, -1, 2], None, "local voxel indices"),
+    ([0, 1, 2], [1], "outside perm"),
+])
+def test_bad_permutations_are_refused(cubes, perm, start, words):
+    params = hand_params(1, [(0, (3, 4, 5), (1, 3, 1), 0, perm)], [True])
+    if start is not None:
+        params = dataclasses.replace(params, perm_start=torch.tensor(start))
+    with pytest.raises(ValueError, match=words):
+        apply_shuffle(cubes[:1], params)

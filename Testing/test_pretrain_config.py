@@ -99,8 +99,9 @@ def test_config_file_values_reach_the_run(small_real_cubes_dir, tmp_path, capsys
                                       "batch_size": 2, "val_fraction": 0.0, "seed": 11,
                                       "loop": {"device": "cpu"}}))
     out = tmp_path / "out"
-    code, text = run_cli(["pretrain", str(small_real_cubes_dir), "--out", str(out), "--config",
-                          str(config), "--batch-size", "4", "--progress", "none"], capsys)
+    code, text = run_cli(["pretrain", "--cubes", str(small_real_cubes_dir), "--out", str(out),
+                          "--config", str(config), "--batch-size", "4", "--progress", "none"],
+                         capsys)
     assert code == 0, text
     saved = json.loads((out / "config.json").read_text())
     assert saved["method"] == "genesis" and saved["restoration_weight"] == 1.0

@@ -7,9 +7,11 @@ BRATS FLAIR, scaled to [0, 1]) with the same distributions (method-spec "Corrupt
 Repetitions alternate between the two so that a busy machine slows both alike; the
 medians are reported.
 
-Printed: samples/s of the baseline and of ours at batch 6 and 32, a per-transform
-breakdown (ms per sample, sampling + applying) for both, and as the last line
-``ratio: X`` = ours at batch 32 / baseline, in samples per second.
+Printed: samples/s of the baseline and of ours at batch 6 and 32 (default settings: a
+pool of 64 shuffling permutations per block shape, ``CorruptionConfig.shuffle_pool``),
+ours at batch 32 with one permutation per block (``shuffle_pool=0``, MG's exact law), a
+per-transform breakdown (ms per sample, sampling + applying) for both, and as the last
+line ``ratio: X`` = ours at batch 32 (default settings) / baseline, in samples per second.
 
     python bench/bench_corruptions.py                    # CPU, 1 torch thread
     python bench/bench_corruptions.py --threads 2 --repeats 5
@@ -144,6 +146,8 @@ class Measurements:
         default_factory=lambda: defaultdict(list))
     rate: dict[int, list[float]] = dataclasses.field(default_factory=lambda: defaultdict(list))
     cpu: dict[int, list[float]] = dataclasses.field(default_factory=lambda: defaultdict(list))
+    exact_rate: list[float] = dataclasses.field(default_factory=list)
+    exact_cpu: list[float] = dataclasses.field(default_factory=list)
     parts: dict[str, list[float]] = dataclasses.field(default_factory=lambda: defaultdict(list))
 
 
@@ -151,6 +155,7 @@ def measure(args: argparse.Namespace, device: torch.device) -> Measurements:
     """Alternate baseline and ours ``args.repeats`` times on the same real cubes."""
     config = CorruptionConfig()
     corruption = ModelsGenesisCorruption(config)
+    exact = ModelsGenesisCorruption(dataclasses.replace(config, shuffle_pool=0))
     cubes = real_cubes(32, args.seed)
     batches = {6: cubes[:6].to(device), 32: cubes.to(device)}
     generator = torch.Generator(device=device).manual_seed(args.seed)
@@ -171,6 +176,9 @@ def measure(args: argparse.Namespace, device: torch.device) -> Measurements:
             wall, cpu = timed(partial(run_rounds, corruption, batch, generator, rounds), device)
             m.rate[size].append(rounds * size / wall)
             m.cpu[size].append(1000 * cpu / (rounds * size))
+        wall, cpu = timed(partial(run_rounds, exact, batches[32], generator, 1), device)
+        m.exact_rate.append(32 / wall)
+        m.exact_cpu.append(1000 * cpu / 32)
         for name, value in ours_breakdown(batches[32], generator, config).items():
             m.parts[name].append(1000 * value / 32)
     return m
@@ -189,6 +197,9 @@ def report(m: Measurements, args: argparse.Namespace, device: torch.device) -> N
         rate = median(m.rate[size])
         print(f"ours, batch {size:2d}          : {rate:8.1f} samples/s   "
               f"{median(m.cpu[size]):7.2f} CPU-ms/sample  ({rate / baseline:.1f}x)")
+    rate = median(m.exact_rate)
+    print(f"ours, batch 32, exact perms: {rate:6.1f} samples/s   "
+          f"{median(m.exact_cpu):7.2f} CPU-ms/sample  ({rate / baseline:.1f}x, shuffle_pool=0)")
     print("per transform, wall ms per sample (sample + apply):   baseline   ours@32")
     for name in TRANSFORMS:
         print(f"  {name:10s}                                      "

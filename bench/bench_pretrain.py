@@ -109,18 +109,22 @@ def make_bare(width: int, device: torch.device, channels_last: bool):
 
 def measure(steps: dict, batch: dict, autocast: torch.autocast, device: torch.device,
             n_steps: int, warmup: int) -> dict[str, float]:
-    """Median seconds per step of each variant, rounds interleaved against load drift."""
-    for step in steps.values():
-        for _ in range(warmup):
-            step(batch, autocast)
+    """Median seconds per step of each variant, rounds interleaved against load drift.
+
+    Every step's time also goes to stderr at once: a paper-width CPU step takes minutes.
+    """
     times: dict[str, list[float]] = {name: [] for name in steps}
-    for _ in range(n_steps):
+    for round_ in range(warmup + n_steps):
         for name, step in steps.items():
             _sync(device)
             start = time.perf_counter()
             step(batch, autocast)
             _sync(device)
-            times[name].append(time.perf_counter() - start)
+            seconds = time.perf_counter() - start
+            kind = "warm-up" if round_ < warmup else "timed"
+            print(f"  {name} {kind} step: {seconds:.3f} s", file=sys.stderr, flush=True)
+            if round_ >= warmup:
+                times[name].append(seconds)
     return {name: statistics.median(values) for name, values in times.items()}
 
 

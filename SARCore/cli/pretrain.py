@@ -49,14 +49,17 @@ _OPTIONS: tuple[tuple[str, str, Any, str], ...] = (
     ("--amp", "amp", str, "bf16 autocast: auto (CUDA only), bf16 or off"),
     ("--num-workers", "num_workers", int, "DataLoader worker processes (0)"),
 )
-_FLAGS = (("--channels-last", "channels_last", "channels_last_3d memory format"),
+_FLAGS = (("--channels-last", "channels_last", "channels_last_3d memory format (default: on)"),
           ("--compile", "compile", "torch.compile the objective"),
           ("--rank-digests", "rank_digests", "debug: every DDP rank writes its weights' "
            "sha256 to OUT/rank_digests/"))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("cubes", type=Path, help="cube store folder (from `sar cubes`)")
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--cubes", type=Path, dest="cubes", help="cube store folder (from `sar cubes`)")
+    where.add_argument("cubes_dir", type=Path, nargs="?", metavar="CUBES",
+                       help="the cube store folder, given without --cubes")
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     parser.add_argument("--config", type=Path, help="YAML/JSON file of options")
     parser.add_argument("--resume", action="store_true",
@@ -69,7 +72,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     for flag, dest, kind, text in _OPTIONS:
         parser.add_argument(flag, dest=dest, type=kind, help=text)
     for flag, dest, text in _FLAGS:
-        parser.add_argument(flag, dest=dest, action="store_true", default=None, help=text)
+        parser.add_argument(flag, dest=dest, action=argparse.BooleanOptionalAction,
+                            default=None, help=text)
 
 
 def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
@@ -86,7 +90,7 @@ def run(args: argparse.Namespace, reporter: Reporter) -> int:
     data = load_config_file(args.config) if args.config else {}
     source = str(args.config) if args.config else "command line"
     config = config_from_mapping(data, source, overrides_from_args(args))
-    result = pretrain(config, args.cubes, args.out, resume=args.resume, reporter=reporter)
+    result = pretrain(config, args.cubes or args.cubes_dir, args.out, resume=args.resume, reporter=reporter)
     if os.environ.get("RANK", "0") != "0":
         return 0  # under torchrun only rank 0 reports
     reporter.done(model=str(result.model_path), method=result.config.method,

@@ -18,8 +18,13 @@ _NUMPY_DTYPES = {torch.float32: np.float32, torch.float64: np.float64,
                  torch.float16: np.float16}
 
 
+def empty_batch(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> Tensor:
+    """Uninitialised contiguous tensor; NumPy-backed for CPU float dtypes."""
+    if device.type == "cpu" and dtype in _NUMPY_DTYPES:
+        return torch.from_numpy(np.empty(shape, dtype=_NUMPY_DTYPES[dtype]))
+    return torch.empty(shape, dtype=dtype, device=device)
+
+
 def empty_like_batch(batch: Tensor) -> Tensor:
     """Uninitialised contiguous tensor with ``batch``'s shape, dtype and device."""
-    if batch.device.type == "cpu" and batch.dtype in _NUMPY_DTYPES:
-        return torch.from_numpy(np.empty(tuple(batch.shape), dtype=_NUMPY_DTYPES[batch.dtype]))
-    return torch.empty(batch.shape, dtype=batch.dtype, device=batch.device)
+    return empty_batch(tuple(batch.shape), batch.dtype, batch.device)

@@ -9,10 +9,11 @@ in the transform modules.
 
 ``shuffle_pool`` is ours, not MG's: local pixel shuffling draws that many permutations
 per block shape and batch, and each block picks one of them uniformly. Every block's
-permutation is still exactly uniform; only blocks of the same shape in the same batch
-may share one (probability 1/shuffle_pool per pair). It removes most of the cost of
-shuffling (one sort per block voxel); 0 gives every block its own permutation, MG's
-law exactly (see :mod:`SARCore.corruptions.local_shuffle`).
+permutation is still exactly uniform and independent of its position, size and draw
+order; only two blocks of the same shape in the same batch may share one (probability
+1/shuffle_pool per pair). It removes the largest cost of the corruptions (sorting random
+keys for each of the ~245,000 block voxels of a 64x64x32 cube); 0 gives every block its
+own permutation, MG's law exactly (see :mod:`SARCore.corruptions.local_shuffle`).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ class CorruptionConfig:
     max_flips: int = 3
     shuffle_prob: float = 0.5
     shuffle_blocks: int = 10000
-    shuffle_pool: int = 64
+    shuffle_pool: int = 64  # permutations per block shape and batch; 0: one per block
     nonlinear_prob: float = 0.9
     invert_prob: float = 0.5
     bezier_points: int = 1000

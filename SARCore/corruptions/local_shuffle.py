@@ -26,9 +26,11 @@ about 1.5 blocks per cube and call at K = 64). Blocks, positions, ranks and over
 are drawn exactly as MG does. ``pool = 0`` gives every block its own permutation
 (MG's law exactly).
 
-Storage: blocks are kept grouped by width class (see :mod:`.shuffle_tables`) and then
-by sample, so that one sample's blocks of a class are one ``(blocks, width)`` tensor;
-permutations are rows of per-shape tables, which both modes share.
+Layout: blocks are kept grouped by width class (see :mod:`.shuffle_tables`) and then by
+sample, so that a few cubes' blocks of one class are one ``(blocks, width)`` tensor, and
+overlaps are resolved a few cubes at a time while their keys stay in cache. A pool's
+permutations become small per-shape tables (cached layout, one row per pool entry);
+one permutation per block becomes one table row per block.
 """
 
 from __future__ import annotations
@@ -43,12 +45,14 @@ from SARCore.corruptions.buffers import empty_like_batch
 from SARCore.corruptions.params import TensorParams
 from SARCore.corruptions.rng import RandomSource
 from SARCore.corruptions.shuffle_tables import (
+    POOL_ENTRIES,
     BlockShapes,
+    block_layout,
     block_shapes,
     permutation_rows,
-    repack_permutations,
-    row_layout,
+    pool_layout,
     source_tables,
+    weighted_sum,
 )
 
 BLOCK_DIVISOR = 10
@@ -75,7 +79,7 @@ class ShuffleParams(TensorParams):
     ``perm_start (M,)``: block m's voxel at local index l receives the original voxel at
     local index ``perm[perm_start[m] + l]``. Blocks may share entries (permutation
     pool). Without ``perm_start`` the blocks' permutations follow each other in block
-    order.
+    order. Any integer dtypes are accepted; the sampler gives int32.
     """
 
     apply: Tensor
@@ -114,7 +118,8 @@ def _draw_rows(rows: Tensor, volume: Tensor, rng: RandomSource) -> tuple[Tensor,
 
 def _rows_within_shape(codes: Tensor, shape_count: int) -> Tensor:
     """Per block, how many earlier blocks (storage order) have its shape."""
-    order = torch.argsort(codes, stable=True)
+    small = torch.int16 if shape_count <= torch.iinfo(torch.int16).max else torch.int32
+    order = torch.sort(codes.to(small), stable=True).indices
     counts = torch.bincount(codes, minlength=shape_count)
     first = torch.cumsum(counts, 0) - counts
     row = torch.empty_like(codes)
@@ -188,42 +193,53 @@ class _Plan:
     bits: int
     corner: Tensor
     key_base: Tensor
-    row: Tensor
-    dest: list[Tensor]
+    row: Tensor | None
+    dest_row: Tensor
+    dest: tuple[Tensor, ...]
     source: list[Tensor]
     bounds: list[int]
 
 
 def _key_dtype(rank: Tensor, bits: int) -> torch.dtype:
+    """int32 keys when ``(rank + 1) << bits | index`` fits in 31 bits, else int64."""
     top = int(rank.amax()) + 1 if rank.numel() else 0
     if top.bit_length() + bits > 62:
         raise ValueError(f"shuffle ranks must stay below 2**{61 - bits}, got {top - 1}")
     return torch.int32 if top.bit_length() + bits <= 31 else torch.int64
 
 
-def _permutation_rows(params: ShuffleParams, shapes: BlockShapes, codes: Tensor, start: Tensor
-                      ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """``(perm, base, rows, row)`` of :func:`permutation_rows`, repacking hand-made
-    permutations that are not stored as per-shape rows; checks that they lie in perm."""
-    count, perm = shapes.volume.numel(), params.perm
-    rows = permutation_rows(codes, start, shapes.volume, count)
+def _row_tables(params: ShuffleParams, shapes: BlockShapes, codes: Tensor, start: Tensor,
+                class_bounds: list[int], dtype: torch.dtype
+                ) -> tuple[list[Tensor], Tensor | None]:
+    """Per class the source tables, and per block (canonical order) its row in them.
+
+    A permutation pool (a ``perm`` much smaller than the blocks, stored as per-shape
+    rows as the sampler does) gets cached per-shape tables; anything else one row per
+    block, in block order (row None).
+    """
+    perm, count = params.perm, shapes.volume.numel()
+    volumes = shapes.volume.index_select(0, codes)
+    pooled = perm.numel() <= min(POOL_ENTRIES, int(volumes.sum()) // 2)
+    rows = permutation_rows(codes, start, shapes.volume, count) if pooled else None
     if rows is None:
-        _check_permutations(perm, start, shapes.volume[codes])
-        perm, start = repack_permutations(perm, start, codes, shapes.volume)
-        rows = permutation_rows(codes, start, shapes.volume, count)
-    base, row_count, row = rows  # type: ignore[misc]
+        _check_permutations(perm, start, volumes)
+        layout = block_layout(shapes, codes, start, class_bounds, perm.numel())
+        return source_tables(shapes, layout, perm, dtype), None
+    base, row_count, row = rows
     used = row_count > 0
-    if bool(used.any()) and (int(base[used].amin()) < 0 or int(
-            (base + row_count * shapes.volume)[used].amax()) > perm.numel()):
+    if int(base[used].amin()) < 0 or int(
+            (base + row_count * shapes.volume)[used].amax()) > perm.numel():
         raise ValueError(f"shuffle blocks read permutation entries outside perm "
                          f"({perm.numel()} entries)")
-    return perm, base, row_count, row
+    layout = pool_layout(shapes.largest, shapes.spatial, perm.device, tuple(base.tolist()),
+                         tuple(row_count.tolist()))
+    return source_tables(shapes, layout, perm, dtype), layout.row_start.index_select(
+        0, codes).add_(row)
 
 
 def _plan(params: ShuffleParams, spatial: tuple[int, int, int]) -> _Plan:
-    """Order blocks by (width class, step of CUBES_PER_STEP cubes), read the permutations
-    as per-shape rows and build the class tables; per block the key base and the corner
-    within its step."""
+    """Order blocks by (width class, step of CUBES_PER_STEP cubes), build the class tables
+    (:func:`_row_tables`) and, per block, the key base and the corner within its step."""
     device = params.origin.device
     chosen = params.apply.nonzero().squeeze(1)
     volume = spatial[0] * spatial[1] * spatial[2]
@@ -241,20 +257,15 @@ def _plan(params: ShuffleParams, spatial: tuple[int, int, int]) -> _Plan:
         order = torch.argsort(cell, stable=True)
         codes, block_slot, cell = codes[order], block_slot[order], cell[order]
         origin, rank, start = origin[order], rank[order], start[order]
-    perm, base, row_count, row = _permutation_rows(params, shapes, codes, start)
-    dtype = _key_dtype(rank, bits)
-    layout = row_layout(largest, spatial, device, tuple(base.tolist()),  # type: ignore[arg-type]
-                        tuple(row_count.tolist()), perm.numel())
-    source = source_tables(shapes, layout, perm, dtype)
-    corner = origin[:, 0].to(dtype) * (spatial[1] * spatial[2])
-    corner.add_(origin[:, 1], alpha=spatial[2]).add_(origin[:, 2])
-    key_base = rank.to(dtype, copy=True).add_(1).bitwise_left_shift_(bits).add_(corner)
-    corner.add_(block_slot.remainder(CUBES_PER_STEP).to(dtype), alpha=volume)
     counts = torch.bincount(cell, minlength=len(shapes.widths) * steps)
     bounds = torch.cat([counts.new_zeros(1), torch.cumsum(counts, 0)]).tolist()
-    return _Plan(chosen.numel(), volume, bits, corner, key_base,
-                 layout.row_start.index_select(0, codes).add_(row), list(layout.dest), source,
-                 bounds)
+    dtype = _key_dtype(rank, bits)
+    source, row = _row_tables(params, shapes, codes, start, bounds[::steps], dtype)
+    corner = weighted_sum(origin, (spatial[1] * spatial[2], spatial[2], 1), volume).to(dtype)
+    key_base = rank.to(dtype, copy=True).add_(1).bitwise_left_shift_(bits).add_(corner)
+    corner.add_(block_slot.remainder(CUBES_PER_STEP).to(dtype), alpha=volume)
+    return _Plan(chosen.numel(), volume, bits, corner, key_base, row,
+                 shapes.row_of.index_select(0, codes), shapes.dest, source, bounds)
 
 
 def _resolve(plan: _Plan) -> Iterator[tuple[int, Tensor]]:
@@ -262,9 +273,9 @@ def _resolve(plan: _Plan) -> Iterator[tuple[int, Tensor]]:
     steps = (plan.slots + CUBES_PER_STEP - 1) // CUBES_PER_STEP
     dtype, device = plan.key_base.dtype, plan.corner.device
     identity = torch.arange(plan.volume, dtype=dtype, device=device)
-    widest = max(plan.bounds[i + 1] - plan.bounds[i] for i in range(len(plan.bounds) - 1))
-    scratch = torch.empty(widest * max(t.shape[1] for t in plan.dest), dtype=torch.int64,
-                          device=device)
+    largest = max((plan.bounds[i + 1] - plan.bounds[i]) * plan.dest[i // steps].shape[1]
+                  for i in range(len(plan.bounds) - 1))
+    scratch = torch.empty(largest, dtype=torch.int64, device=device)
     for step in range(steps):
         cubes = min(CUBES_PER_STEP, plan.slots - step * CUBES_PER_STEP)
         keys = identity.repeat(cubes)
@@ -272,26 +283,18 @@ def _resolve(plan: _Plan) -> Iterator[tuple[int, Tensor]]:
             first, last = plan.bounds[k * steps + step], plan.bounds[k * steps + step + 1]
             if first == last:
                 continue
-            rows = plan.row[first:last]
             dest = scratch[:(last - first) * dest_table.shape[1]].view(last - first, -1)
-            torch.add(plan.corner[first:last, None], dest_table.index_select(0, rows), out=dest)
-            key = source_table.index_select(0, rows).add_(plan.key_base[first:last, None])
+            torch.add(plan.corner[first:last, None],
+                      dest_table.index_select(0, plan.dest_row[first:last]), out=dest)
+            if plan.row is None:  # one table row per block, in block order
+                offset = plan.bounds[k * steps]
+                key = torch.add(source_table[first - offset:last - offset],
+                                plan.key_base[first:last, None])
+            else:
+                key = source_table.index_select(0, plan.row[first:last])
+                key += plan.key_base[first:last, None]
             keys.scatter_reduce_(0, dest.view(-1), key.view(-1), "amax")
         yield step * CUBES_PER_STEP, keys.bitwise_and_((1 << plan.bits) - 1).view(cubes, -1)
-
-
-def source_index(params: ShuffleParams, spatial: tuple[int, ...]) -> Tensor:
-    """``(S, V)`` int64: for each voxel of the S shuffled cubes (batch order, flattened),
-    the flat index within its cube of the original voxel that ends up there."""
-    _check_blocks(params, spatial)
-    chosen = int(params.apply.sum())
-    volume = spatial[0] * spatial[1] * spatial[2]
-    out = torch.empty(chosen, volume, dtype=torch.int64, device=params.origin.device)
-    if params.size.shape[0] == 0:
-        return out.copy_(torch.arange(volume, device=out.device))
-    for first, sources in _resolve(_plan(params, tuple(spatial))):  # type: ignore[arg-type]
-        out[first:first + sources.shape[0]] = sources
-    return out
 
 
 def apply_shuffle(batch: Tensor, params: ShuffleParams) -> Tensor:

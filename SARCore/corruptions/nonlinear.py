@@ -22,6 +22,7 @@ Values are mapped in float32 whatever the cube's dtype.
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import torch
 from torch import Tensor
@@ -83,8 +84,8 @@ def grid_values(xs: Tensor, ys: Tensor, cells: int) -> Tensor:
     upper = table.gather(1, index).view(torch.float32).view(batch, cells + 1, 2)
     lower = table.gather(1, index.sub_(1)).view(torch.float32).view(batch, cells + 1, 2)
     span = upper.sub_(lower)
-    grid = torch.arange(cells + 1, dtype=torch.float32, device=xs.device).div_(cells)
-    frac = torch.sub(grid, lower[..., 0]).div_(span[..., 0].clamp_min_(1e-12)).clamp_(0, 1)
+    frac = torch.sub(_grid(cells, xs.device)[1], lower[..., 0])
+    frac.div_(span[..., 0].clamp_min_(1e-12)).clamp_(0, 1)
     return torch.addcmul(lower[..., 1], frac, span[..., 1])
 
 
@@ -97,15 +98,15 @@ def line_pieces(xs: Tensor, ys: Tensor) -> Tensor:
     slope, intercept = pairs[:, 1], pairs[:, 0]
     torch.sub(values[1:], values[:-1], out=slope[:-1])
     slope[-1] = 0
-    cell = torch.arange(LUT_CELLS + 1, dtype=torch.float32, device=values.device)
-    torch.addcmul(values, cell, slope, value=-1, out=intercept)
+    torch.addcmul(values, _grid(LUT_CELLS, values.device)[0], slope, value=-1, out=intercept)
     return pairs
 
 
-def intensity_lut(params: NonlinearParams, points: int) -> Tensor:
-    """Per-sample line pieces (see :func:`line_pieces`), ``(B, LUT_CELLS + 1, 2)``."""
-    xs, ys = bezier_table(params.controls, params.invert, points)
-    return torch.stack([line_pieces(x, y) for x, y in zip(xs, ys)])
+@functools.lru_cache(maxsize=4)
+def _grid(cells: int, device: torch.device) -> tuple[Tensor, Tensor]:
+    """Grid indices ``0..cells`` and positions ``i / cells``, float32 (cached: read only)."""
+    index = torch.arange(cells + 1, dtype=torch.float32, device=device)
+    return index, index / cells
 
 
 def apply_nonlinear(batch: Tensor, params: NonlinearParams, points: int = 1000,

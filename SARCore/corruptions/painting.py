@@ -9,9 +9,10 @@
 Box corners are uniform in ``[3, dim - side - 3]`` (MG keeps 3 voxels from the border).
 Overlaps need no order: inner boxes all receive i.i.d. noise and outer boxes all restore
 the same original, so a sample's result is noise inside (inner) or outside (outer) the
-union of its boxes. Noise is drawn for the whole cube of every painted sample, which
-keeps the parameters simple (``noise (P, C, X, Y, Z)`` for the P painted samples, in
-batch order); inner boxes take the noise at their own position.
+union of its boxes. The parameters carry ``noise (P, C, X, Y, Z)`` for the P painted
+samples (batch order): the whole cube for outer painting; for inner painting only the
+boxes are drawn (zeros elsewhere, never read), and boxes take the noise at their own
+position.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import dataclasses
 import torch
 from torch import Tensor
 
+from SARCore.corruptions.buffers import empty_batch
 from SARCore.corruptions.params import TensorParams
 from SARCore.corruptions.rng import RandomSource, leading_successes
 
@@ -98,8 +100,28 @@ def sample_paint_params(shape: tuple[int, ...], paint_prob: float, outer_prob: f
     dims = torch.tensor(spatial, device=rng.device)
     lower = rng.integers(BORDER, dims - sides - BORDER, batch_size, k, 3)
     valid = torch.arange(k, device=rng.device) < count[:, None]
-    noise = rng.uniform(int(painted.sum()), *shape[1:])
-    return PaintParams(mode, lower, lower + sides, valid, noise)
+    upper = lower + sides
+    return PaintParams(mode, lower, upper, valid, _draw_noise(mode, lower, upper, valid,
+                                                              tuple(shape[1:]), rng))
+
+
+def _draw_noise(mode: Tensor, lower: Tensor, upper: Tensor, valid: Tensor,
+                sample_shape: tuple[int, ...], rng: RandomSource) -> Tensor:
+    """``(P, C, X, Y, Z)`` noise of the painted samples: the whole cube for outer
+    painting, only the boxes for inner painting (zeros elsewhere, never read)."""
+    modes = mode.tolist()
+    painted = [index for index, m in enumerate(modes) if m != NONE]
+    noise = empty_batch((len(painted), *sample_shape), torch.float32, rng.device)
+    lows, highs, keep = lower.tolist(), upper.tolist(), valid.tolist()
+    for slot, index in enumerate(painted):
+        if modes[index] == OUTER:
+            rng.fill_uniform(noise[slot])
+            continue
+        noise[slot].zero_()
+        for box in _box_slices([lows[index][k] for k, on in enumerate(keep[index]) if on],
+                               [highs[index][k] for k, on in enumerate(keep[index]) if on]):
+            noise[slot][box] = rng.uniform(*noise[slot][box].shape)
+    return noise
 
 
 def _box_slices(lower: list[list[int]], upper: list[list[int]]) -> list[tuple[slice, ...]]:

@@ -69,6 +69,14 @@ class RandomSource:
             return torch.from_numpy(self._numpy.random(shape, dtype=np_dtype))
         return torch.rand(shape, generator=self.generator, device=self.device, dtype=dtype)
 
+    def fill_uniform(self, out: torch.Tensor) -> torch.Tensor:
+        """Fill contiguous float32/float64 ``out`` with uniforms in [0, 1), in place."""
+        if self._numpy is not None:
+            array = out.numpy()
+            self._numpy.random(out=array, dtype=array.dtype)
+            return out
+        return out.uniform_(generator=self.generator)
+
     def integers(self, low: torch.Tensor | int, high: torch.Tensor | int, *shape: int,
                  dtype: torch.dtype = torch.int64) -> torch.Tensor:
         """Tensor of ``shape`` uniform in ``[low, high]`` (both ends included), int64 unless

@@ -5,9 +5,9 @@ becomes one ``(blocks, width)`` tensor when every row has the same width. Groupi
 exact shape (108 shapes for a 64x64x32 cube) needs a Python step per shape and per
 sample, so blocks are grouped in a few **width classes** instead: a class holds the
 shapes whose volume is at most its width, and rows are padded to that width. Padded
-entries point at the block's own corner with a negative key, which never wins the
-``amax`` that resolves overlaps. The widths minimise the padded volume (13 % more
-entries than the blocks cover for 64x64x32 with 8 classes).
+entries repeat the block's first voxel (local index 0: the same destination and the same
+key), which changes nothing in the ``amax`` that resolves overlaps. The widths minimise
+the padded volume (13 % more entries than the blocks cover for 64x64x32, 8 classes).
 
 Per class there are two tables:
 
@@ -27,11 +27,6 @@ from torch import Tensor
 
 #: Width classes per cube shape: more classes pad less but cost one more step each.
 CLASS_COUNT = 8
-
-
-def dummy_value(dtype: torch.dtype) -> int:
-    """Source offset of padded entries: added to any key it gives a negative key."""
-    return -(1 << 31) if dtype == torch.int32 else -(1 << 62)
 
 
 def _width_classes(volumes: list[int], count: int) -> tuple[int, ...]:
@@ -62,7 +57,8 @@ def _width_classes(volumes: list[int], count: int) -> tuple[int, ...]:
 
 @dataclasses.dataclass(frozen=True)
 class BlockShapes:
-    """Every block shape up to ``largest`` sides, numbered in C order of ``sides - 1``.
+    """Every block shape up to ``largest`` sides (in cubes of ``spatial``), numbered in C
+    order of ``sides - 1``.
 
     ``sides (G, 3)`` int32, ``volume (G,)`` int64, ``class_of (G,)`` int16 width class,
     ``row_of (G,)`` int32 the shape's row in its class's ``dest`` table; ``widths`` and
@@ -72,6 +68,7 @@ class BlockShapes:
     """
 
     largest: tuple[int, int, int]
+    spatial: tuple[int, int, int]
     sides: Tensor
     volume: Tensor
     class_of: Tensor
@@ -85,9 +82,16 @@ class BlockShapes:
     def codes(self, size: Tensor) -> Tensor:
         """int64 shape number of each row of ``size (M, 3)`` (sides 1..largest)."""
         _, ly, lz = self.largest
-        codes = size[:, 0].to(torch.int64, copy=True)
-        codes.sub_(1).mul_(ly).add_(size[:, 1]).sub_(1).mul_(lz).add_(size[:, 2]).sub_(1)
-        return codes
+        top = int(self.volume.numel()) + ly * lz + lz + 1
+        return weighted_sum(size, (ly * lz, lz, 1), top).sub_(ly * lz + lz + 1)
+
+
+def weighted_sum(values: Tensor, weights: tuple[int, int, int], top: int) -> Tensor:
+    """``values (M, 3) @ weights`` as int64 for non-negative integers with results below
+    ``top``: one float matrix product (exact below 2**24 in float32, 2**53 in float64),
+    cheaper than three integer passes and available on every device."""
+    dtype = torch.float32 if top < 1 << 24 else torch.float64
+    return (values.to(dtype) @ torch.tensor(weights, dtype=dtype, device=values.device)).long()
 
 
 @functools.lru_cache(maxsize=16)
@@ -116,7 +120,7 @@ def block_shapes(largest: tuple[int, int, int], spatial: tuple[int, int, int],
         dest.append(table.to(device))
     offsets = torch.cat(per_shape).int()
     offset_start = torch.cumsum(volume, 0) - volume
-    return BlockShapes(largest, sides.to(device), volume.to(device), class_of.to(device),
+    return BlockShapes(largest, spatial, sides.to(device), volume.to(device), class_of.to(device),
                        row_of.to(device), widths, tuple(class_shapes), tuple(dest),
                        offsets.to(device), offset_start.to(device))
 
@@ -142,53 +146,43 @@ def permutation_rows(codes: Tensor, perm_start: Tensor, volume: Tensor, shape_co
     return base.long(), rows.long(), row
 
 
-def repack_permutations(perm: Tensor, perm_start: Tensor, codes: Tensor, volume: Tensor
-                        ) -> tuple[Tensor, Tensor]:
-    """The same permutations copied into one row per block, rows of a shape together, so
-    that :func:`permutation_rows` can read them (for hand-made parameters)."""
-    order = torch.argsort(codes, stable=True)
-    n = volume[codes]
-    moved = n[order]
-    new_start = torch.cumsum(moved, 0) - moved
-    entry = torch.repeat_interleave(perm_start[order] - new_start, moved)
-    entry += torch.arange(entry.numel(), device=perm.device)
-    starts = torch.empty_like(new_start)
-    starts[order] = new_start
-    return perm[entry], starts
-
-
 @dataclasses.dataclass(frozen=True)
 class RowLayout:
     """Where each entry of the class tables comes from, for one placement of the
     permutation rows (shape c's row r starts at ``perm[base[c] + r * n_c]``).
 
-    Per class: ``entry (rows, width)`` index into perm, one past its end where padded
-    (a sentinel 0 is appended to perm); ``limit (rows, width)`` the row's volume (1
-    where padded); ``shift (rows, width)`` int32 where the row's shape's offsets begin
-    in ``offsets`` (padded: the dummy slot appended to it); ``dest (rows, width)`` int32
-    voxel offsets; ``row_start (G,)`` each shape's first row in its class.
+    Per class: ``entry (rows, width)`` index into perm (padded lanes repeat lane 0's
+    entry); ``limit (rows, 1)`` int32 the
+    row's volume; ``shift (rows, 1)`` int32 where the row's shape's offsets begin;
+    ``row_start (G,)`` each shape's first row in its class (empty for one row per
+    block).
     """
 
     entry: tuple[Tensor, ...]
     limit: tuple[Tensor, ...]
     shift: tuple[Tensor, ...]
-    dest: tuple[Tensor, ...]
     row_start: Tensor
 
 
+#: Permutation pools up to this many entries get per-shape row tables (a pool of 64 rows
+#: per shape for 64x64x32 cubes has 170,000); larger ``perm`` (one permutation per block)
+#: gets one row per block.
+POOL_ENTRIES = 1 << 20
+
+
 @functools.lru_cache(maxsize=8)
-def row_layout(largest: tuple[int, int, int], spatial: tuple[int, int, int],
-               device: torch.device, base: tuple[int, ...], rows: tuple[int, ...],
-               perm_size: int) -> RowLayout:
-    """The (cached) :class:`RowLayout`; a pool of K rows per shape gives the same layout
-    in every call, so only the permutation values are read per call."""
+def pool_layout(largest: tuple[int, int, int], spatial: tuple[int, int, int],
+                device: torch.device, base: tuple[int, ...], rows: tuple[int, ...]
+                ) -> RowLayout:
+    """The (cached) :class:`RowLayout` of per-shape permutation rows: a pool of K rows per
+    shape gives the same layout in every call, so only the permutation values are read
+    per call."""
     shapes = block_shapes(largest, spatial, device)
     base_t = torch.tensor(base, device=device)
     rows_t = torch.tensor(rows, device=device)
     row_start = torch.zeros_like(rows_t)
-    dummy = shapes.offsets.numel()
-    parts: list[list[Tensor]] = [[], [], [], []]
-    for k, (members, width) in enumerate(zip(shapes.class_shapes, shapes.widths)):
+    parts: list[list[Tensor]] = [[], [], []]
+    for members, width in zip(shapes.class_shapes, shapes.widths):
         counts = rows_t[members]
         row_start[members] = torch.cumsum(counts, 0) - counts
         code = torch.repeat_interleave(members, counts)
@@ -196,34 +190,44 @@ def row_layout(largest: tuple[int, int, int], spatial: tuple[int, int, int],
         first = base_t[code] + local_row * shapes.volume[code]
         lanes = torch.arange(width, device=device)
         limit = shapes.volume[code][:, None]
-        valid = lanes < limit
-        values = (torch.where(valid, first[:, None] + lanes, perm_size),
-                  torch.where(valid, limit, 1).int(),
-                  torch.where(valid, shapes.offset_start[code][:, None], dummy).int(),
-                  shapes.dest[k].index_select(0, shapes.row_of[code]))
+        values = (first[:, None] + torch.where(lanes < limit, lanes, 0), limit.int(),
+                  shapes.offset_start[code][:, None].int())
         for part, value in zip(parts, values):
             part.append(value)
-    entry, limit, shift, dest = (tuple(part) for part in parts)
-    return RowLayout(entry, limit, shift, dest, row_start)
+    entry, limit, shift = (tuple(part) for part in parts)
+    return RowLayout(entry, limit, shift, row_start)
+
+
+def block_layout(shapes: BlockShapes, codes: Tensor, perm_start: Tensor, bounds: list[int],
+                 perm_size: int) -> RowLayout:
+    """A :class:`RowLayout` with one row per block, for blocks ordered by class (class k
+    is ``[bounds[k], bounds[k + 1])``); works for any placement of the permutations."""
+    parts: list[list[Tensor]] = [[], [], []]
+    for k, width in enumerate(shapes.widths):
+        code = codes[bounds[k]:bounds[k + 1]]
+        index = torch.int32 if perm_size < 1 << 31 else torch.int64
+        lanes = torch.arange(width, dtype=index, device=codes.device)
+        limit = shapes.volume.index_select(0, code)[:, None].int()
+        first = perm_start[bounds[k]:bounds[k + 1], None].to(index)
+        values = (torch.where(lanes < limit, lanes, 0).add_(first), limit,
+                  shapes.offset_start.index_select(0, code)[:, None].int())
+        for part, value in zip(parts, values):
+            part.append(value)
+    entry, limit, shift = (tuple(part) for part in parts)
+    return RowLayout(entry, limit, shift, torch.empty(0, dtype=torch.int64))
 
 
 def source_tables(shapes: BlockShapes, layout: RowLayout, perm: Tensor, dtype: torch.dtype
                   ) -> list[Tensor]:
     """Per class ``(rows, width)`` source offsets (``dtype``): row r of shape c reads the
-    voxel at offset ``offsets_c[perm[base[c] + r*n_c + l]]`` for ``l < n_c``; padded
-    entries hold :func:`dummy_value`."""
-    padded_perm = torch.cat([perm, perm.new_zeros(1)])
-    padded_offsets = torch.cat([shapes.offsets, shapes.offsets.new_full((1,), dummy_value(
-        torch.int32))])
+    voxel at offset ``offsets_c[perm[base[c] + r*n_c + l]]`` for ``l < n_c`` (padded
+    lanes repeat lane 0)."""
     tables = []
     for entry, limit, shift in zip(layout.entry, layout.limit, layout.shift):
-        local = padded_perm.index_select(0, entry.view(-1)).view(entry.shape)
-        if local.numel() and (int(local.amin()) < 0 or bool((local >= limit).any())):
+        local = perm.index_select(0, entry.view(-1)).view(entry.shape)
+        if local.numel() and (int(local.amin()) < 0 or not bool((local < limit).all())):
             raise ValueError("shuffle perm entries must be local voxel indices 0..n-1 of "
                              "their block")
-        source = padded_offsets.index_select(0, local.add_(shift).view(-1)).view(entry.shape)
-        if dtype != torch.int32:
-            source = torch.where(source == dummy_value(torch.int32), dummy_value(dtype),
-                                 source.to(dtype))
-        tables.append(source)
+        source = shapes.offsets.index_select(0, local.add_(shift).view(-1))
+        tables.append(source.view(entry.shape).to(dtype))
     return tables
