@@ -269,32 +269,40 @@ def _plan(params: ShuffleParams, spatial: tuple[int, int, int]) -> _Plan:
 
 
 def _resolve(plan: _Plan) -> Iterator[tuple[int, Tensor]]:
-    """Per step, ``(first slot, (cubes, V) source index of every voxel)``."""
+    """Per step, ``(first slot, (cubes, V) source index of every voxel)``; the tensor is
+    reused by the next step. Scratch buffers are allocated once, so no step asks the
+    allocator for fresh pages."""
     steps = (plan.slots + CUBES_PER_STEP - 1) // CUBES_PER_STEP
     dtype, device = plan.key_base.dtype, plan.corner.device
     identity = torch.arange(plan.volume, dtype=dtype, device=device)
     largest = max((plan.bounds[i + 1] - plan.bounds[i]) * plan.dest[i // steps].shape[1]
                   for i in range(len(plan.bounds) - 1))
-    scratch = torch.empty(largest, dtype=torch.int64, device=device)
+    dest_buf = torch.empty(largest, dtype=torch.int64, device=device)
+    offset_buf = torch.empty(largest, dtype=torch.int32, device=device)
+    key_buf = torch.empty(largest, dtype=dtype, device=device)
+    keys_buf = torch.empty(CUBES_PER_STEP, plan.volume, dtype=dtype, device=device)
     for step in range(steps):
-        cubes = min(CUBES_PER_STEP, plan.slots - step * CUBES_PER_STEP)
-        keys = identity.repeat(cubes)
+        keys = keys_buf[:min(CUBES_PER_STEP, plan.slots - step * CUBES_PER_STEP)]
+        keys.copy_(identity)
         for k, (dest_table, source_table) in enumerate(zip(plan.dest, plan.source)):
             first, last = plan.bounds[k * steps + step], plan.bounds[k * steps + step + 1]
             if first == last:
                 continue
-            dest = scratch[:(last - first) * dest_table.shape[1]].view(last - first, -1)
-            torch.add(plan.corner[first:last, None],
-                      dest_table.index_select(0, plan.dest_row[first:last]), out=dest)
+            shape = (last - first, dest_table.shape[1])
+            offsets = offset_buf[:shape[0] * shape[1]].view(shape)
+            torch.index_select(dest_table, 0, plan.dest_row[first:last], out=offsets)
+            dest = dest_buf[:offsets.numel()].view(shape)
+            torch.add(plan.corner[first:last, None], offsets, out=dest)
+            key = key_buf[:offsets.numel()].view(shape)
             if plan.row is None:  # one table row per block, in block order
                 offset = plan.bounds[k * steps]
-                key = torch.add(source_table[first - offset:last - offset],
-                                plan.key_base[first:last, None])
+                torch.add(source_table[first - offset:last - offset],
+                          plan.key_base[first:last, None], out=key)
             else:
-                key = source_table.index_select(0, plan.row[first:last])
+                torch.index_select(source_table, 0, plan.row[first:last], out=key)
                 key += plan.key_base[first:last, None]
-            keys.scatter_reduce_(0, dest.view(-1), key.view(-1), "amax")
-        yield step * CUBES_PER_STEP, keys.bitwise_and_((1 << plan.bits) - 1).view(cubes, -1)
+            keys.view(-1).scatter_reduce_(0, dest.view(-1), key.view(-1), "amax")
+        yield step * CUBES_PER_STEP, keys.bitwise_and_((1 << plan.bits) - 1)
 
 
 def apply_shuffle(batch: Tensor, params: ShuffleParams) -> Tensor:

@@ -69,37 +69,39 @@ def bezier_table(controls: Tensor, invert: Tensor, points: int) -> tuple[Tensor,
 
 
 def grid_values(xs: Tensor, ys: Tensor, cells: int) -> Tensor:
-    """Row-wise ``np.interp(i / cells, xs[b], ys[b])`` for ``i = 0..cells``: ``(B, cells + 1)``.
+    """``np.interp(i / cells, xs, ys)`` for ``i = 0..cells``, float32 ``(cells + 1,)``.
 
     ``xs`` ascending in [0, 1]. The bracketing table index of every grid point comes from
     a histogram of the table over the grid (a cumulative count), not a binary search.
+    Every temporary is 4 bytes per grid point (64 KB for 16,384 cells), small enough for
+    the allocator to recycle without new pages.
     """
-    batch, points = xs.shape
+    points = xs.numel()
     first_grid = torch.ceil(xs * cells).long().clamp_(0, cells + 1)
-    hist = torch.zeros(batch, cells + 2, dtype=torch.int64, device=xs.device)
-    hist.scatter_add_(1, first_grid, torch.ones_like(first_grid))
-    index = hist[:, :cells + 1].cumsum(dim=1).clamp_(1, points - 1)
-    # x and y travel as one 8-byte value: two gathers instead of four.
-    table = torch.stack([xs, ys], dim=2).view(torch.float64).squeeze(2)
-    upper = table.gather(1, index).view(torch.float32).view(batch, cells + 1, 2)
-    lower = table.gather(1, index.sub_(1)).view(torch.float32).view(batch, cells + 1, 2)
-    span = upper.sub_(lower)
-    frac = torch.sub(_grid(cells, xs.device)[1], lower[..., 0])
-    frac.div_(span[..., 0].clamp_min_(1e-12)).clamp_(0, 1)
-    return torch.addcmul(lower[..., 1], frac, span[..., 1])
+    hist = torch.zeros(cells + 2, dtype=torch.int32, device=xs.device)
+    hist.scatter_add_(0, first_grid, torch.ones_like(first_grid, dtype=torch.int32))
+    upper = hist[:cells + 1].cumsum(0, dtype=torch.int32).clamp_(1, points - 1)
+    lower = upper - 1
+    x0, y0 = xs.index_select(0, lower), ys.index_select(0, lower)
+    run = xs.index_select(0, upper).sub_(x0).clamp_min_(1e-12)
+    rise = ys.index_select(0, upper).sub_(y0)
+    frac = torch.sub(_grid(cells, xs.device)[1], x0).div_(run).clamp_(0, 1)
+    return torch.addcmul(y0, frac, rise)
 
 
-def line_pieces(xs: Tensor, ys: Tensor) -> Tensor:
+def line_pieces(xs: Tensor, ys: Tensor, out: Tensor | None = None) -> Tensor:
     """Line pieces of one curve table on the uniform grid, ``(LUT_CELLS + 1, 2)`` float32
-    pairs ``(intercept, slope)``: in cell ``i = floor(x * LUT_CELLS)``,
-    ``y = intercept + slope * x * LUT_CELLS``. The extra last cell (x = 1) is constant."""
-    values = grid_values(xs[None], ys[None], LUT_CELLS)[0]
-    pairs = torch.empty(LUT_CELLS + 1, 2, dtype=torch.float32, device=values.device)
-    slope, intercept = pairs[:, 1], pairs[:, 0]
+    pairs ``(intercept, slope)`` (written into ``out`` when given): in cell
+    ``i = floor(x * LUT_CELLS)``, ``y = intercept + slope * x * LUT_CELLS``. The extra
+    last cell (x = 1) is constant."""
+    values = grid_values(xs, ys, LUT_CELLS)
+    if out is None:
+        out = torch.empty(LUT_CELLS + 1, 2, dtype=torch.float32, device=values.device)
+    slope, intercept = out[:, 1], out[:, 0]
     torch.sub(values[1:], values[:-1], out=slope[:-1])
     slope[-1] = 0
     torch.addcmul(values, _grid(LUT_CELLS, values.device)[0], slope, value=-1, out=intercept)
-    return pairs
+    return out
 
 
 @functools.lru_cache(maxsize=4)
@@ -129,8 +131,10 @@ def apply_nonlinear(batch: Tensor, params: NonlinearParams, points: int = 1000,
     cell = torch.empty(voxels, dtype=torch.int32, device=batch.device)
     line = torch.empty(voxels, dtype=torch.float64, device=batch.device)
     scratch = torch.empty(voxels, dtype=torch.float32, device=batch.device)
+    lut = torch.empty(LUT_CELLS + 1, 2, dtype=torch.float32, device=batch.device)
+    pairs = lut.view(torch.float64).squeeze(1)
     for slot, index in enumerate(chosen.tolist()):
-        pairs = line_pieces(xs[slot], ys[slot]).view(torch.float64).squeeze(1)
+        line_pieces(xs[slot], ys[slot], out=lut)
         direct = out.dtype == torch.float32 and out[index].is_contiguous()
         target = out[index].view(-1) if direct else scratch
         torch.mul(out[index].reshape(-1), LUT_CELLS, out=pos)

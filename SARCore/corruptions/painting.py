@@ -118,8 +118,8 @@ def _draw_noise(mode: Tensor, lower: Tensor, upper: Tensor, valid: Tensor,
             rng.fill_uniform(noise[slot])
             continue
         noise[slot].zero_()
-        for box in _box_slices([lows[index][k] for k, on in enumerate(keep[index]) if on],
-                               [highs[index][k] for k, on in enumerate(keep[index]) if on]):
+        used = [k for k, on in enumerate(keep[index]) if on]
+        for box in _box_slices([lows[index][k] for k in used], [highs[index][k] for k in used]):
             noise[slot][box] = rng.uniform(*noise[slot][box].shape)
     return noise
 
