@@ -12,11 +12,11 @@ One BraTS-size FLAIR volume (240 x 240 x 155) and the paper-width MG U-Net (widt
   network's would be mostly; every layer still runs at full cost, so the timing is that
   of any network of this size.
 * ``random``: all weights random, the head scaled to a logit spread of 4 and its bias at
-  the 70 % quantile of one window through the tumor. Its deep features react to the zero
-  padding at every window border over its whole receptive field (89 voxels, wider than a
-  64-voxel window), so two window layouts compute different functions: even MONAI's own
-  64 x 64 x 32 tiling agrees with a one-pass result at Dice 0.92 only (measured on a
-  128 x 128 x 64 block at width 1/4). Agreement then measures the network, not the code.
+  the 70 % quantile of one window through the tumor. Near every window border the zero
+  padding moves such a network's logits by as much as their whole spread, so two tilings
+  compute different functions: MONAI's and ours disagree at Dice 0.92 even with equal
+  64 x 64 x 32 windows placed differently (128 x 128 x 64 block, width 1/4). Agreement
+  then measures the network, not the code (bench/RESULTS.md has the numbers).
 
 Each pipeline runs in its own process (so peak memory is its own), end to end: read,
 preprocess with the model's preset, infer, threshold, write the label map.

@@ -81,8 +81,7 @@ def pretrainJob(cubesDir: str | Path, method: str, outDir: str | Path, epochs: i
                 python: str | None = None) -> EngineJob:
     cubes = _folder("the cubes", cubesDir, mustExist=True)
     out = _folder("the pre-training output", outDir)
-    # The engine takes the cube store as its first argument (``pretrain CUBES --out DIR``).
-    arguments = [str(cubes), "--method", _choice("method", method, METHODS),
+    arguments = ["--cubes", str(cubes), "--method", _choice("method", method, METHODS),
                  "--out", str(out), "--epochs", str(_positive("epochs", epochs)),
                  "--device", _choice("device", device, DEVICES),
                  "--width-divisor", str(_positive("width divisor", widthDivisor))]
