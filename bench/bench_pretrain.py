@@ -10,7 +10,7 @@ Reported per width: samples/s of bare, SAR with corruption (the real step) and S
 without (network cost alone), the ratios SAR/bare, and on CUDA the bf16 MFU. The last
 line is ``ratio: X`` = SAR (with corruption) samples/s / bare samples/s at the first width.
 
-    python bench/bench_pretrain.py                       # widths 1 and 4, CPU defaults
+    python bench/bench_pretrain.py                       # widths 1 and 4, fp32 on most CPUs
     python bench/bench_pretrain.py --device cuda --widths 1 4 8 --steps 20
 """
 
@@ -35,7 +35,7 @@ from SARCore.models.unet3d import UNet3D  # noqa: E402
 from SARCore.pretrain.config import PretrainConfig  # noqa: E402
 from SARCore.pretrain.objectives import PretrainObjective  # noqa: E402
 from SARCore.pretrain.runner import make_optimizer  # noqa: E402
-from SARCore.training.device import resolve_device  # noqa: E402
+from SARCore.training.device import bf16_is_native, resolve_device  # noqa: E402
 
 DATA = REPO.parent / "shared" / "data"
 FLOP_PER_SAMPLE = 0.73e12     # fwd+bwd at paper width for 1x64x64x32 (method-spec.md)
@@ -113,19 +113,21 @@ def measure(steps: dict, batch: dict, autocast: torch.autocast, device: torch.de
 
     Every step's time also goes to stderr at once: a paper-width CPU step takes minutes.
     """
-    times: dict[str, list[float]] = {name: [] for name in steps}
+    times: dict[str, list[tuple[float, float]]] = {name: [] for name in steps}
     for round_ in range(warmup + n_steps):
         for name, step in steps.items():
             _sync(device)
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
             step(batch, autocast)
             _sync(device)
-            seconds = time.perf_counter() - start
+            seconds, cpu = time.perf_counter() - start, time.process_time() - cpu_start
             kind = "warm-up" if round_ < warmup else "timed"
-            print(f"  {name} {kind} step: {seconds:.3f} s", file=sys.stderr, flush=True)
+            print(f"  {name} {kind} step: {seconds:.3f} s wall, {cpu:.3f} s CPU",
+                  file=sys.stderr, flush=True)
             if round_ >= warmup:
-                times[name].append(seconds)
-    return {name: statistics.median(values) for name, values in times.items()}
+                times[name].append((seconds, cpu))
+    return {name: (statistics.median(v[0] for v in values),
+                   statistics.median(v[1] for v in values)) for name, values in times.items()}
 
 
 def peak_flops(device: torch.device, given: float | None) -> float | None:
@@ -143,7 +145,8 @@ def main() -> int:
     parser.add_argument("--widths", type=int, nargs="+", default=[1, 4])
     parser.add_argument("--steps", type=int, default=3, help="timed steps per variant")
     parser.add_argument("--warmup", type=int, default=1)
-    parser.add_argument("--amp", choices=("bf16", "off"), default="bf16")
+    parser.add_argument("--amp", choices=("auto", "bf16", "off"), default="auto",
+                        help="auto: bf16 on CUDA or on a CPU with native bf16, else fp32")
     parser.add_argument("--no-channels-last", action="store_true")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     parser.add_argument("--peak-tflops", type=float, help="bf16 peak for the MFU (CUDA)")
@@ -153,14 +156,15 @@ def main() -> int:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     channels_last = not args.no_channels_last
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.amp == "bf16")
+    amp = args.amp if args.amp != "auto" else ("bf16" if bf16_is_native(device) else "off")
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp == "bf16")
     batch = real_batch(device)
     if channels_last:
         batch["cube"] = batch["cube"].contiguous(memory_format=torch.channels_last_3d)
     n = batch["cube"].shape[0]
     peak = peak_flops(device, args.peak_tflops)
     print(f"device {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else 'cpu'}"
-          f", {torch.get_num_threads()} threads), amp {args.amp}, channels_last "
+          f", {torch.get_num_threads()} threads), amp {amp}, channels_last "
           f"{channels_last}, batch {n} of 64x64x32, {args.steps} timed steps")
     first_ratio = None
     for width in args.widths:
@@ -170,12 +174,18 @@ def main() -> int:
         if args.compile:
             steps = {k: torch.compile(v) for k, v in steps.items()}
         seconds = measure(steps, batch, autocast, device, args.steps, args.warmup)
-        rate = {k: n / v for k, v in seconds.items()}
+        rate = {k: n / wall for k, (wall, _) in seconds.items()}
         ratio, ratio_nc = rate["sar"] / rate["bare"], rate["sar_no_corruption"] / rate["bare"]
         first_ratio = ratio if first_ratio is None else first_ratio
         line = (f"width/{width}: bare {rate['bare']:.3f} samples/s, SAR {rate['sar']:.3f} "
                 f"(ratio {ratio:.3f}), SAR without corruption {rate['sar_no_corruption']:.3f} "
                 f"(ratio {ratio_nc:.3f})")
+        if device.type == "cpu":  # process CPU time: steadier than wall time on a shared CPU
+            cpu = {k: v[1] / n for k, v in seconds.items()}
+            line += (f"; CPU-s/sample bare {cpu['bare']:.3f}, SAR {cpu['sar']:.3f} "
+                     f"(ratio {cpu['bare'] / cpu['sar']:.3f}), SAR without corruption "
+                     f"{cpu['sar_no_corruption']:.3f} "
+                     f"(ratio {cpu['bare'] / cpu['sar_no_corruption']:.3f})")
         if peak:
             flop = FLOP_PER_SAMPLE / width ** 2  # conv FLOPs scale with width squared
             line += (f", MFU bare {rate['bare'] * flop / peak:.1%}, "

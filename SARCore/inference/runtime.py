@@ -13,17 +13,15 @@ Speed-ups that leave the result unchanged up to rounding:
 from __future__ import annotations
 
 import copy
-import functools
 import itertools
 import logging
-from pathlib import Path
 
 import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from SARCore.config import check_choice
-from SARCore.errors import ConfigError
+from SARCore.training.device import bf16_is_native, resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -34,22 +32,7 @@ PRECISIONS = ("auto", "fp32", "bf16")
 def pick_device(name: str = "auto") -> torch.device:
     """``auto`` -> CUDA when available, else CPU; asking for CUDA without one is an error."""
     check_choice("device", name, DEVICES)
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("--device cuda: no CUDA device is available to PyTorch",
-                          hint="use --device cpu (or auto), or install a CUDA build of torch")
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(name)
-
-
-@functools.lru_cache(maxsize=1)
-def cpu_has_bf16() -> bool:
-    """True when the CPU computes bf16 natively (Linux ``/proc/cpuinfo`` flags)."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="ignore")
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+    return resolve_device(name)
 
 
 def pick_precision(name: str, device: torch.device) -> torch.dtype | None:
@@ -59,9 +42,7 @@ def pick_precision(name: str, device: torch.device) -> torch.dtype | None:
         return None
     if name == "bf16":
         return torch.bfloat16
-    if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
-    return torch.bfloat16 if cpu_has_bf16() else None
+    return torch.bfloat16 if bf16_is_native(device) else None
 
 
 def fuse_batchnorm(net: nn.Module) -> nn.Module:

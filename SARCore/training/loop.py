@@ -29,7 +29,7 @@ from SARCore.config import check_choice, check_positive, to_dict
 from SARCore.errors import CheckpointError
 from SARCore.progress import NullReporter, Reporter
 from SARCore.training import checkpoint as ckpt
-from SARCore.training.device import resolve_device
+from SARCore.training.device import bf16_is_native, resolve_device
 from SARCore.training.distributed import (
     DistInfo,
     broadcast_flag,
@@ -126,6 +126,9 @@ class _Run:
         self.config, self.reporter, self.stage, self.out_dir = config, reporter, stage, out_dir
         self.info, self.device = init_distributed(resolve_device(config.device))
         torch.manual_seed(config.seed)
+        if config.amp == "bf16" and not bf16_is_native(self.device):
+            reporter.log("warning: bf16 on this CPU has no native support (no AVX512-BF16 or "
+                         "AMX) and runs far slower than fp32; use --amp auto or off")
         if self.info.enabled and config.sync_batchnorm:
             objective = convert_sync_batchnorm(objective, self.device)
         self.objective = objective.to(self.device)
