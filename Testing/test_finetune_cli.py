@@ -59,3 +59,16 @@ def test_cli_reports_bad_options_and_missing_models(data_dir: Path, tmp_path: Pa
     assert main([*base, "--init", str(missing), "--preset", "brats"]) == 1
     error = _events(capsys.readouterr().out)[-1]
     assert error["kind"] == "ModelFileError" and error["file"] == str(missing)
+
+
+def test_fresh_head_flag_turns_off_the_head_transfer(tmp_path: Path) -> None:
+    import argparse
+
+    from SARCore.cli import finetune as cli_finetune
+
+    parser = argparse.ArgumentParser()
+    cli_finetune.add_arguments(parser)
+    base = ["--out", str(tmp_path), "--init", "model.sarmodel"]
+    assert "transfer_head" not in cli_finetune._options(parser.parse_args(base))
+    options = cli_finetune._options(parser.parse_args([*base, "--fresh-head"]))
+    assert options["transfer_head"] is False and options["init"] == "model.sarmodel"

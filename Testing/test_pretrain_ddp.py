@@ -58,9 +58,15 @@ def test_two_gloo_ranks_match_one_process(small_real_cubes_dir, tmp_path, capsys
     capsys.readouterr()
     single_state = load_checkpoint(single_out / "last.ckpt")
     for name, tensor in single_state["model"].items():
-        if tensor.is_floating_point():  # weights and batch-norm running statistics
-            torch.testing.assert_close(ddp_state["model"][name], tensor, rtol=1e-3,
-                                       atol=2e-4, msg=name)
+        if not tensor.is_floating_point():
+            continue
+        # Batch-norm statistics are re-estimated through the trained layers before
+        # validation (full batch statistics, not 0.1 of them), so the weights' float
+        # rounding differences reach them a little amplified.
+        stats = name.endswith(("running_mean", "running_var"))
+        torch.testing.assert_close(ddp_state["model"][name], tensor, rtol=5e-3 if stats else 1e-3,
+                                   atol=1e-3 if stats else 2e-4, msg=name)
     ddp_rows, single_rows = (read_metrics_csv(p / "metrics.csv") for p in (ddp_out, single_out))
-    for key in ("train_loss", "val_loss"):
-        assert ddp_rows[-1][key] == pytest.approx(single_rows[-1][key], rel=1e-3), key
+    assert ddp_rows[-1]["train_loss"] == pytest.approx(single_rows[-1]["train_loss"], rel=1e-3)
+    # Validation runs through those re-estimated statistics: a little more slack.
+    assert ddp_rows[-1]["val_loss"] == pytest.approx(single_rows[-1]["val_loss"], rel=3e-3)

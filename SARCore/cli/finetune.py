@@ -47,6 +47,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--batch-size", type=int, help="patches per step (default 4)")
     add("--width-divisor", type=int, help="divide the U-Net widths (scratch only; a "
         "pre-trained model keeps its own)")
+    add("--fresh-head", action="store_true", help="start the final 1x1 layer afresh instead "
+        "of reusing a pre-trained restoration head (better after a short pre-training)")
     add("--loss", choices=("dice", "dice_ce"), help="Dice (default) or Dice + cross-entropy")
     add("--device", help="auto (default), cpu, cuda or cuda:N")
     add("--cache-dir", metavar="DIR", help="where preprocessed volumes are cached "
@@ -65,6 +67,8 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
         value = getattr(args, option)
         if value is not None:
             options[field_name] = value
+    if args.fresh_head:
+        options["transfer_head"] = False
     return options
 
 

@@ -29,6 +29,7 @@ from SARCore.config import check_choice, check_positive, to_dict
 from SARCore.errors import CheckpointError
 from SARCore.progress import NullReporter, Reporter
 from SARCore.training import checkpoint as ckpt
+from SARCore.training.batchnorm_stats import recalibrate_batchnorm
 from SARCore.training.device import bf16_is_native, resolve_device
 from SARCore.training.distributed import (
     DistInfo,
@@ -66,11 +67,14 @@ class LoopConfig:
     compile: bool = False
     num_workers: int = 0
     sync_batchnorm: bool = True   # under DDP, so N ranks x B equals one rank x N*B
+    bn_recalibration: int = 8     # training batches that re-estimate batch-norm statistics
+                                  # before each validation (0: keep the running averages)
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "patience", "plateau_patience"):
             check_positive(name, getattr(self, name), integer=True)
-        for name in ("max_steps", "steps_per_epoch", "checkpoint_every", "num_workers", "seed"):
+        for name in ("max_steps", "steps_per_epoch", "checkpoint_every", "num_workers", "seed",
+                     "bn_recalibration"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 from SARCore.errors import ConfigError
@@ -265,6 +269,26 @@ class _Run:
                                f"epoch {self.epoch + 1}/{self.config.epochs}", stage=self.stage,
                                loss=round(running, 6))
 
+    def recalibrate_batchnorm(self, steps_this_epoch: int) -> None:
+        """Batch-norm statistics for the current weights (see :mod:`.batchnorm_stats`),
+        from up to ``bn_recalibration`` training batches, no more than the epoch trained.
+        Its own sampler order and corruption generator leave the training stream (and so
+        an exact resume) untouched."""
+        n_batches = min(self.config.bn_recalibration, max(steps_this_epoch, 1),
+                        self.batches_per_epoch)
+        sampler = ResumableDistributedSampler(self.train_set, self.info.world_size,
+                                              self.info.rank, self.config.seed + 7919)
+        sampler.set_epoch(self.epoch)
+        generator = torch.Generator(device=self.device)
+        generator.manual_seed((self.config.seed * 1009 + self.epoch) * 1009 + self.info.rank)
+
+        def forward(batch: Any) -> None:
+            with self.autocast:
+                self.objective(_to_device(batch, self.device, self.config.channels_last),
+                               generator)
+        recalibrate_batchnorm(self.objective, self._loader(self.train_set, sampler),
+                              n_batches, forward)
+
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
         if self.val_set is None:
@@ -286,6 +310,7 @@ class _Run:
     def end_epoch(self, seconds: float) -> bool:
         """Validation, scheduling, best model, files; True when training should stop."""
         train = self.meter.means(self.device, self.info)
+        self.recalibrate_batchnorm(self.batch_in_epoch)
         val = self.validate()
         monitored = val.get("loss", train.get("loss", math.inf))
         row: dict[str, Any] = {"epoch": self.epoch + 1, "step": self.global_step,
