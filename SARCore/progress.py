@@ -118,7 +118,9 @@ class BarReporter:
         stage = str(extra.get("stage", ""))
         if self._bar is None or self._key != (stage, total) or step < self._bar.n:
             self._close()
-            self._bar = tqdm(total=total, desc=stage or None, file=self.stream,
+            # Steps reported before the bar existed count as already done, so the first
+            # rate is measured between two reports (not "1 step in 0 s": 18000 it/s).
+            self._bar = tqdm(total=total, initial=step, desc=stage or None, file=self.stream,
                              dynamic_ncols=True, leave=True)
             self._key = (stage, total)
         self._bar.update(step - self._bar.n)
