@@ -12,8 +12,6 @@ from pathlib import Path
 import numpy as np
 import slicer
 import vtk
-from SARSegmentationLib.Logic import SARLogic
-from SARSegmentationLib.Parameters import SARParameters
 from slicer.ScriptedLoadableModule import (
     ScriptedLoadableModule,
     ScriptedLoadableModuleLogic,
@@ -21,6 +19,9 @@ from slicer.ScriptedLoadableModule import (
     ScriptedLoadableModuleWidget,
 )
 from slicer.util import VTKObservationMixin
+
+from SARSegmentationLib.Logic import SARLogic
+from SARSegmentationLib.Parameters import SARParameters
 
 
 class SARSegmentation(ScriptedLoadableModule):
@@ -155,6 +156,7 @@ class SARSegmentationTest(ScriptedLoadableModuleTest):
         """Segment MRHead with an installed model, or with a tiny one trained right here
         (MRBrainTumor1/2, their brightest voxels as 'tumor': about a minute on a CPU)."""
         import SampleData
+
         from SARSegmentationLib.ModelRegistry import readHeader
         from SARSegmentationLib.QuickModel import makeQuickModel
 

@@ -47,13 +47,13 @@ def tiny_model(tmp_path_factory, mri_tcga, brats2015_cases) -> Path:
     import numpy as np
     import SimpleITK as sitk
     import slicer
-    from SARSegmentationLib import MrmlIO
-    from SARSegmentationLib.Headless import makeScene
-    from SARSegmentationLib.QuickModel import makeQuickModel
 
     from SARCore.inference.model import load_segmentation_model
     from SARCore.inference.segment import Segmenter, SegmentOptions
     from SARCore.models.modelfile import load_model_file, save_model_file
+    from SARSegmentationLib import MrmlIO
+    from SARSegmentationLib.Headless import makeScene
+    from SARSegmentationLib.QuickModel import makeQuickModel
 
     root = tmp_path_factory.mktemp("tiny-model")
     scene = makeScene(root / "home")

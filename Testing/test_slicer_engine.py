@@ -11,14 +11,14 @@ from pathlib import Path
 import conftest_slicer  # noqa: F401  (puts the module folder on sys.path)
 import numpy as np
 import pytest
+
+from SARCore.cli import build_parser
+from SARCore.errors import ModelFileError
 from SARSegmentationLib import Commands, DeviceInfo
 from SARSegmentationLib.JobRunner import JobStatus
 from SARSegmentationLib.Logic import SARLogic
 from SARSegmentationLib.ModelRegistry import ModelRegistry, readHeader
 from SARSegmentationLib.Progress import PROGRESS
-
-from SARCore.cli import build_parser
-from SARCore.errors import ModelFileError
 
 
 def _pgid_members(pgid: int) -> list[int]:
@@ -44,15 +44,17 @@ def test_commands_are_accepted_by_the_engine_parser(tmp_path) -> None:
             Commands.cubesJob(tmp_path, tmp_path / "cubes-out"),
             Commands.pretrainJob(cubes, "sar", tmp_path / "pt", 3, "cpu", 4, resume=True),
             Commands.finetuneJob(data, str(model), tmp_path / "ft", 5, "auto", 0.2, True,
-                                 labels="tumor:1,edema:2")]
+                                 labels="tumor:1,edema:2", freshHead=True)]
     parser = build_parser()
     for job in jobs:
         assert job.command[1:3] == ["-m", "SARCore"]
         args = parser.parse_args(job.command[3:])
         assert args.verb == job.verb and args.progress == "json"
     ft = parser.parse_args(jobs[3].command[3:])
-    assert (ft.label_fraction, ft.epochs, ft.resume, ft.labels) == (0.2, 5, True,
-                                                                   "tumor:1,edema:2")
+    assert (ft.label_fraction, ft.epochs, ft.resume, ft.labels, ft.fresh_head) == (
+        0.2, 5, True, "tumor:1,edema:2", True)
+    scratch = Commands.finetuneJob(data, "scratch", tmp_path / "ft2", 5, freshHead=True)
+    assert "--fresh-head" not in scratch.command  # nothing pre-trained to leave out
     pt = parser.parse_args(jobs[2].command[3:])
     assert (pt.method, pt.width_divisor, pt.epochs, pt.cubes) == ("sar", 4, 3, cubes)
 

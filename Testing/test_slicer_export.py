@@ -14,13 +14,13 @@ import pytest
 import slicer
 import vtk
 from conftest_slicer import read_on_node
+
+from SARCore.errors import DataError
 from SARSegmentationLib import MrmlIO
 from SARSegmentationLib.DatasetExport import CaseExistsError, addCaseToDataset
 from SARSegmentationLib.Headless import makeScene
 from SARSegmentationLib.Parameters import SARParameters, getParameterNode
 from SARSegmentationLib.SegmentationLogic import classesFromHeader, importLabelmapFile
-
-from SARCore.errors import DataError
 
 TUMOR_MODEL = {"classes": [{"name": "tumor", "label": 1, "color": [1, 0, 0]},
                            {"name": "edema", "label": 2, "color": [0, 1, 0]}]}

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import conftest_slicer  # noqa: F401  (puts the module folder on sys.path)
 import pytest
+
 from SARSegmentationLib.JobRunner import JobStatus, ProcessRunner, describeExit
 from SARSegmentationLib.Progress import DONE, ERROR, LOG, PROGRESS, STDERR, ProgressState
 

@@ -11,6 +11,8 @@ import pytest
 import SimpleITK as sitk
 import slicer
 from conftest_slicer import read_on_node
+
+from SARCore.errors import DataError, ModelFileError
 from SARSegmentationLib import MrmlIO
 from SARSegmentationLib.SegmentationLogic import (
     SegmentationExistsError,
@@ -18,8 +20,6 @@ from SARSegmentationLib.SegmentationLogic import (
     importLabelmapFile,
     segmentInfo,
 )
-
-from SARCore.errors import DataError, ModelFileError
 
 HEADER = {"task": "segmentation", "classes": [
     {"name": "tumor core", "label": 1, "color": [0.9, 0.1, 0.1]},

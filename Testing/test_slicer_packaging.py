@@ -21,6 +21,7 @@ REPO = Path(__file__).resolve().parents[1]
 MODULE = REPO / "SARSegmentation"
 sys.path.insert(0, str(MODULE))
 import update_cmake_sources as cmake_lists  # noqa: E402
+
 from SARSegmentationLib import Commands, Dependencies  # noqa: E402
 from SARSegmentationLib.Parameters import WIDGET_BINDINGS, SARParameters  # noqa: E402
 

@@ -16,6 +16,7 @@ import SimpleITK as sitk
 import slicer
 import vtk
 from conftest_slicer import read_on_node
+
 from SARSegmentationLib import MrmlIO
 from SARSegmentationLib.Engine import engineEnvironment
 from SARSegmentationLib.Logic import SARLogic

@@ -6,6 +6,7 @@ import os
 
 import conftest_slicer  # noqa: F401  (puts the module folder on sys.path)
 import pytest
+
 from SARSegmentationLib import Dependencies
 from SARSegmentationLib.Engine import engineCommand, engineEnvironment, engineRoot
 

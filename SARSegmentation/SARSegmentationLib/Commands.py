@@ -93,7 +93,8 @@ def pretrainJob(cubesDir: str | Path, method: str, outDir: str | Path, epochs: i
 
 def finetuneJob(data: str | Path, init: str, outDir: str | Path, epochs: int,
                 device: str = "auto", labelFraction: float = 1.0, resume: bool = False,
-                labels: str = "", python: str | None = None) -> EngineJob:
+                labels: str = "", python: str | None = None,
+                freshHead: bool = False) -> EngineJob:
     spec = Path(data).expanduser() if data else None
     if spec is None or not spec.exists():
         raise ConfigError(f"labeled data not found: {data or '(none chosen)'}",
@@ -110,6 +111,8 @@ def finetuneJob(data: str | Path, init: str, outDir: str | Path, epochs: int,
                  "--label-fraction", repr(float(labelFraction))]
     if labels.strip():
         arguments += ["--labels", labels.strip()]
+    if freshHead and init != "scratch":
+        arguments.append("--fresh-head")
     if resume:
         arguments.append("--resume")
     return EngineJob("finetune", engineCommand("finetune", arguments, python), [out],

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import slicer
 import vtk
+
 from SARSegmentationLib import MrmlIO
 from SARSegmentationLib.Engine import ensureEngineImportable
 from SARSegmentationLib.SegmentationLogic import segmentLabel

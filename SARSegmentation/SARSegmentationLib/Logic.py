@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import slicer
+
 from SARSegmentationLib import Commands, MrmlIO
 from SARSegmentationLib.DatasetExport import ExportResult, addCaseToDataset
 from SARSegmentationLib.Engine import engineEnvironment, ensureEngineImportable
@@ -98,7 +99,8 @@ class SARLogic:
         return Commands.finetuneJob(params.finetuneData, params.finetuneInit,
                                     params.finetuneFolder, params.finetuneEpochs, params.device,
                                     params.finetuneLabelFraction, params.finetuneResume,
-                                    params.finetuneLabels, self.python)
+                                    params.finetuneLabels, self.python,
+                                    params.finetuneFreshHead)
 
     @staticmethod
     def startJob(job: Commands.EngineJob) -> ProcessRunner:

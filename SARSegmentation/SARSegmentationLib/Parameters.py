@@ -125,6 +125,7 @@ class SARParameters:
     finetuneEpochs = _Int(100)
     finetuneFolder = _Param("")
     finetuneResume = _Bool(False)
+    finetuneFreshHead = _Bool(False)  # new output layer instead of the restoration head
     # Segment
     inputVolume = _NodeRef()
     modelPath = _Param("")
@@ -189,6 +190,7 @@ WIDGET_BINDINGS: tuple[tuple[str, str, str], ...] = (
     ("finetuneEpochs", "finetuneEpochsSpinBox", "int"),
     ("finetuneFolder", "finetuneFolderPathLineEdit", "path"),
     ("finetuneResume", "finetuneResumeCheckBox", "bool"),
+    ("finetuneFreshHead", "finetuneFreshHeadCheckBox", "bool"),
     ("inputVolume", "inputVolumeSelector", "node"),
     ("fastMode", "fastModeCheckBox", "bool"),
     ("outputSegmentation", "outputSegmentationSelector", "node"),

@@ -15,6 +15,7 @@ from typing import Any
 
 import slicer
 import vtk
+
 from SARSegmentationLib import MrmlIO
 from SARSegmentationLib.Engine import ensureEngineImportable
 

@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 import qt
 import slicer
+
 from SARSegmentationLib import Dependencies, DeviceInfo
 from SARSegmentationLib.Commands import PRESET_MODALITY
 from SARSegmentationLib.DatasetExport import CaseExistsError

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 import qt
+
 from SARSegmentationLib.Parameters import WIDGET_BINDINGS, SARParameters
 
 _SIGNALS = {"path": "currentPathChanged(QString)", "text": "textChanged(QString)",

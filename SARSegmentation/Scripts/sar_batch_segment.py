@@ -32,10 +32,9 @@ def main(argv: list[str]) -> int:
         args = parseArguments(argv)
     except SystemExit as exc:  # argparse exits 2 on bad usage; keep Slicer's exit code
         return int(exc.code or 0)
+    from SARCore.errors import SARError
     from SARSegmentationLib.Batch import segmentFolder
     from SARSegmentationLib.Headless import currentScene
-
-    from SARCore.errors import SARError
 
     try:
         report = segmentFolder(args.input, args.model, args.output, args.device, args.fast,
