@@ -103,7 +103,7 @@ def _loop_config(config: FinetuneConfig, seed: int) -> LoopConfig:
                       patience=config.patience, plateau_patience=config.plateau_patience,
                       plateau_factor=config.plateau_factor, checkpoint_every=config.checkpoint_every,
                       seed=seed, device=config.device, amp=config.amp,
-                      num_workers=config.num_workers)
+                      channels_last=config.channels_last, num_workers=config.num_workers)
 
 
 def _datasets(config: FinetuneConfig, split: Split,
