@@ -32,7 +32,7 @@ Reported: seconds, peak resident memory, number of windows, foreground fraction 
 Dice of each label map against MONAI's. The last line is ``ratio: X`` = MONAI seconds /
 SARCore seconds. On a shared machine the times are noisy; run it alone for figures.
 
-    python bench/bench_segment.py [--width-divisor 1] [--image FLAIR.nii.gz]
+    python bench/bench_segment.py [--width-divisor 1] [--image FLAIR.nii.gz] [--device cuda]
 """
 
 from __future__ import annotations
@@ -58,6 +58,7 @@ from SARCore.inference.model import load_segmentation_model  # noqa: E402
 from SARCore.io.arrays import array_to_image, image_to_array  # noqa: E402
 from SARCore.models import UNet3D, make_header, save_model_file  # noqa: E402
 from SARCore.preprocess import get_preset, preprocess_image  # noqa: E402
+from SARCore.training.device import resolve_device  # noqa: E402
 
 DEFAULT_IMAGE = REPO.parent / "shared" / "data" / "brats2015" / "brats_2013_pat0001_1" / \
     "Flair_subtrMeanDivStd.nii.gz"
@@ -119,20 +120,21 @@ def _calibrate_random(net: UNet3D, volume: np.ndarray) -> None:
                                     FOREGROUND_QUANTILE)
 
 
-def run_monai(image_path: Path, model_path: Path, out: Path) -> dict:
+def run_monai(image_path: Path, model_path: Path, out: Path, device: torch.device) -> dict:
     from monai.inferers import sliding_window_inference
 
     from SARCore.io.writers import write_image
 
     model = load_segmentation_model(model_path)
+    net = model.net.to(device).eval()
     start = time.perf_counter()
     image = sitk.ReadImage(str(image_path))
     prepared, _ = preprocess_image(image, model.preset)
-    volume = torch.from_numpy(image_to_array(prepared, np.float32))[None, None]
+    volume = torch.from_numpy(image_to_array(prepared, np.float32))[None, None].to(device)
     with torch.inference_mode():
-        logits = sliding_window_inference(volume, WINDOW, 1, model.net, overlap=OVERLAP,
+        logits = sliding_window_inference(volume, WINDOW, 1, net, overlap=OVERLAP,
                                           mode="gaussian")
-    labels = (torch.sigmoid(logits)[0, 0] >= 0.5).numpy().astype(np.uint8)
+    labels = (torch.sigmoid(logits)[0, 0] >= 0.5).cpu().numpy().astype(np.uint8)
     write_image(array_to_image(labels, image), out / "monai_label.nii.gz")
     seconds = time.perf_counter() - start
     steps = [math.ceil((n - w) / int(w * (1 - OVERLAP))) + 1 if n > w else 1
@@ -141,11 +143,11 @@ def run_monai(image_path: Path, model_path: Path, out: Path) -> dict:
             "windows": math.prod(steps), "window": list(WINDOW), "batch": 1}
 
 
-def run_ours(image_path: Path, model_path: Path, out: Path, fast: bool) -> dict:
+def run_ours(image_path: Path, model_path: Path, out: Path, fast: bool, device: str) -> dict:
     from SARCore.inference import Segmenter, SegmentOptions, segment_cases
     from SARCore.inference.sliding_window import WindowPlan
 
-    options = SegmentOptions(fast=fast, overwrite=True)
+    options = SegmentOptions(fast=fast, overwrite=True, device=device)
     start = time.perf_counter()
     report = segment_cases([image_path], model_path, out / ("fast" if fast else "ours"), options)
     seconds = time.perf_counter() - start
@@ -163,16 +165,18 @@ def child(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     out = Path(args.out)
     if args.only == "monai":
-        result = run_monai(Path(args.image), Path(args.model), out)
+        result = run_monai(Path(args.image), Path(args.model), out, resolve_device(args.device))
     else:
-        result = run_ours(Path(args.image), Path(args.model), out, args.only == "fast")
+        result = run_ours(Path(args.image), Path(args.model), out, args.only == "fast",
+                          args.device)
     result["peak_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     print("RESULT " + json.dumps(result), flush=True)
 
 
 def spawn(kind: str, args: argparse.Namespace, model: Path, out: Path) -> dict:
     command = [sys.executable, __file__, "--only", kind, "--model", str(model), "--out",
-               str(out), "--image", str(args.image), "--threads", str(args.threads)]
+               str(out), "--image", str(args.image), "--threads", str(args.threads),
+               "--device", args.device]
     done = subprocess.run(command, capture_output=True, text=True)
     lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
     if done.returncode != 0 or not lines:
@@ -193,6 +197,8 @@ def main() -> None:
     parser.add_argument("--image", default=str(DEFAULT_IMAGE))
     parser.add_argument("--width-divisor", type=int, default=1)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                        help="where both pipelines run (cuda: MONAI fp32, ours auto=bf16)")
     parser.add_argument("--network", choices=("bright", "random"), default="bright",
                         help="see the module docstring")
     parser.add_argument("--runs", nargs="+", default=["monai", "ours", "fast"],
@@ -217,7 +223,7 @@ def report(results: dict, args: argparse.Namespace) -> None:
     manual_path = Path(args.image).parent / "OTMultiClass.nii.gz"
     manual = _labels(str(manual_path)) if manual_path.is_file() else None
     print(f"image {Path(args.image).name} {size}, width_divisor {args.width_divisor}, "
-          f"{args.network} network, {args.threads} threads, torch {torch.__version__}")
+          f"{args.network} network, {args.device}, {args.threads} threads, torch {torch.__version__}")
     print(f"{'run':8s} {'seconds':>9s} {'peak GB':>8s} {'windows':>8s} {'window':>14s} "
           f"{'batch':>5s} {'fg %':>6s} {'Dice vs MONAI':>14s} {'Dice vs manual':>15s}")
     for kind, result in results.items():
