@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,7 @@ from SARCore.pretrain.data import CubeSets, load_cube_sets
 from SARCore.pretrain.methods import active_terms
 from SARCore.pretrain.objectives import PretrainObjective
 from SARCore.progress import NullReporter, Reporter
-from SARCore.training import train
+from SARCore.training import TrainResult, train
 from SARCore.training.checkpoint import CHECKPOINT_NAME
 
 log = logging.getLogger(__name__)
@@ -40,16 +40,12 @@ CONFIG_NAME = "config.json"
 RESUME_FIXED = ("method", "scales", "modalities", "width_divisor")
 
 
-@dataclass
-class PretrainResult:
+@dataclass(kw_only=True)
+class PretrainResult(TrainResult):
+    """The loop's result plus the model file it produced and the effective settings."""
+
     model_path: Path
     config: PretrainConfig
-    best_val: float
-    best_epoch: int
-    epochs_run: int
-    global_step: int
-    stopped_early: bool
-    history: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _rank() -> int:
@@ -154,6 +150,4 @@ def pretrain(config: PretrainConfig, cubes_dir: str | Path, out_dir: str | Path,
                                         "best_epoch": result.best_epoch,
                                         "val_loss": result.best_val,
                                         "final_global_step": result.global_step})
-    return PretrainResult(model_path, config, result.best_val, result.best_epoch,
-                          result.epochs_run, result.global_step, result.stopped_early,
-                          result.history)
+    return PretrainResult(**vars(result), model_path=model_path, config=config)

@@ -24,7 +24,6 @@ def resolve_device(name: str = "auto") -> torch.device:
     raise ConfigError(f"device must be auto, cpu or cuda[:N], not {name!r}")
 
 
-
 @functools.lru_cache(maxsize=4)
 def bf16_is_native(device: torch.device) -> bool:
     """Whether bf16 autocast pays off on ``device``: on CUDA when the card has bf16; on a

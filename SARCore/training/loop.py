@@ -131,8 +131,9 @@ class _Run:
         self.info, self.device = init_distributed(resolve_device(config.device))
         torch.manual_seed(config.seed)
         if config.amp == "bf16" and not bf16_is_native(self.device):
-            reporter.log("warning: bf16 on this CPU has no native support (no AVX512-BF16 or "
-                         "AMX) and runs far slower than fp32; use --amp auto or off")
+            reporter.log(f"warning: {self.device.type} here has no native bf16 (a CPU needs "
+                         "AVX512-BF16 or AMX) and runs it far slower than fp32; use --amp "
+                         "auto or off")
         if self.info.enabled and config.sync_batchnorm:
             objective = convert_sync_batchnorm(objective, self.device)
         self.objective = objective.to(self.device)
@@ -274,8 +275,7 @@ class _Run:
         from up to ``bn_recalibration`` training batches, no more than the epoch trained.
         Its own sampler order and corruption generator leave the training stream (and so
         an exact resume) untouched."""
-        n_batches = min(self.config.bn_recalibration, max(steps_this_epoch, 1),
-                        self.batches_per_epoch)
+        n_batches = min(self.config.bn_recalibration, steps_this_epoch)
         sampler = ResumableDistributedSampler(self.train_set, self.info.world_size,
                                               self.info.rank, self.config.seed + 7919)
         sampler.set_epoch(self.epoch)
