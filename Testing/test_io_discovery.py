@@ -19,6 +19,7 @@ def test_brats2015_flair_with_manual_labels(data_dir):
     for case in cases:
         assert case.images[0].name == "Flair_subtrMeanDivStd.nii.gz"
         assert case.label.name == "OTMultiClass.nii.gz"  # never brainmask.nii.gz
+        assert case.brain_mask.name == "brainmask.nii.gz"  # the brats z-score's region
         assert case.modality == "MRI" and case.problem is None
 
 

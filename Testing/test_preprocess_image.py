@@ -47,16 +47,34 @@ def test_ct_minmax_is_over_the_clipped_range(ct_small):
     assert np.allclose(_array(result), (raw + 1000) / 2000, atol=1e-6)  # 3 mm: no resampling
 
 
-def test_brats_zscore_inside_the_brain_and_zero_outside(brats_flair, brats2015_cases):
-    source = read_image(brats_flair)
-    label = read_label(brats2015_cases[0] / "OTMultiClass.nii.gz")
-    result, result_label = preprocess_image(source, get_preset("brats"), label)
-    assert result.GetSize() == source.GetSize()  # already 1 mm: grid unchanged
-    inside = _array(source) != 0
-    values = _array(result)
-    assert abs(values[inside].mean()) < 1e-4 and abs(values[inside].std() - 1) < 1e-4
+def _assert_brain_law(values, inside):
     assert np.all(values[~inside] == 0)
+    assert abs(values[inside].mean()) < 1e-3 and abs(values[inside].std() - 1) < 1e-3
+
+
+def test_brats_zscore_inside_the_brain_and_zero_outside(brats_flair, brats2015_cases):
+    """A source already z-scored (background a negative constant) still gets background 0:
+    from its brain mask, and without one from the constant that fills its border."""
+    source = read_image(brats_flair)
+    raw = _array(source)
+    assert raw[0, 0, 0] < 0 and np.count_nonzero(raw) == raw.size  # no zero background
+    label = read_label(brats2015_cases[0] / "OTMultiClass.nii.gz")
+    mask = read_label(brats2015_cases[0] / "brainmask.nii.gz")
+    result, result_label = preprocess_image(source, get_preset("brats"), label, mask)
+    assert result.GetSize() == source.GetSize()  # already 1 mm: grid unchanged
+    _assert_brain_law(_array(result), _array(mask) > 0)
     assert np.array_equal(_array(result_label), _array(label))
+    by_border, _ = preprocess_image(source, get_preset("brats"))
+    _assert_brain_law(_array(by_border), raw != raw[0, 0, 0])
+    assert np.mean(_array(by_border) == 0) > 0.5  # most of a 240x240x155 box is background
+
+
+def test_brats_zscore_of_a_raw_skull_stripped_scan(data_dir):
+    """A raw BraTS 2023 FLAIR (int16, background exactly 0) reaches the same law."""
+    path = data_dir / "brats_4seq" / "BraTS-GLI-00001-000" / "BraTS-GLI-00001-000-t2f.nii.gz"
+    source = read_image(path)
+    result, _ = preprocess_image(source, get_preset("brats"))
+    _assert_brain_law(_array(result), _array(source) != 0)
 
 
 def test_labels_follow_the_image_to_the_new_grid(brats_flair, brats2015_cases):

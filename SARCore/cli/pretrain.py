@@ -39,7 +39,9 @@ _OPTIONS: tuple[tuple[str, str, Any, str], ...] = (
     ("--max-steps", "max_steps", int, "stop after this many optimizer steps (0: no limit)"),
     ("--steps-per-epoch", "steps_per_epoch", int, "cap on batches per epoch (0: all)"),
     ("--batch-size", "batch_size", int, "cubes per optimizer step and process (6)"),
-    ("--patience", "patience", int, "early stopping: epochs without improvement (50)"),
+    ("--patience", "patience", int, "early stopping: epochs without improvement (50) of the "
+     "validation monitor, which also picks the best model and drives the plateau: the "
+     "restoration + scale terms, never the adversarial BCE (logged apart as adversarial)"),
     ("--plateau-patience", "plateau_patience", int, "ReduceLROnPlateau patience (10)"),
     ("--plateau-factor", "plateau_factor", float, "ReduceLROnPlateau factor (0.5)"),
     ("--checkpoint-every", "checkpoint_every", int, "also checkpoint every N steps (0: only "

@@ -55,6 +55,7 @@ class LabeledCase:
     channels: tuple[tuple[Path, ...], ...]
     label: Path
     modality: str | None = None
+    brain_mask: Path | None = None  # the folder's brain mask (``brats`` z-score region)
 
     def to_dict(self) -> dict[str, object]:
         return {"case_id": self.case_id, "images": [str(c[0] if len(c) == 1 else c[0].parent)
@@ -97,7 +98,7 @@ def _discovered_cases(root: Path, sequences: tuple[str, ...],
             log.info("skipping case %s: no label file", case_id)
             continue
         cases.append(LabeledCase(case_id, tuple(s.images for s in specs if s), first.label,
-                                 first.modality))
+                                 first.modality, first.brain_mask))
     return cases
 
 
@@ -138,7 +139,8 @@ def cache_folder(cache_root: str | Path, preset: Preset, classes: Sequence[Class
                  sequences: Sequence[str]) -> Path:
     """``<cache_root>/<fingerprint>``: one folder per preprocessing + mapping."""
     key = {"preset": preset.to_dict(), "classes": [c.to_header() for c in classes],
-           "sequences": list(sequences)}
+           "sequences": list(sequences),
+           "zscore_region": "brain mask, else not the border constant"}  # older caches differ
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
     folder = Path(cache_root) / f"{preset.name}-{digest}"
     if not (folder / "cache.json").is_file():
@@ -151,13 +153,22 @@ def _cached_files(folder: Path, case: LabeledCase) -> list[Path]:
     return [*channels, folder / f"{case.case_id}_label.nii.gz"]
 
 
+def _brain_mask(case: LabeledCase, preset: Preset) -> sitk.Image | None:
+    """The case's brain mask when the z-score preset needs one and the folder has it."""
+    if case.brain_mask is None or preset.normalization != "zscore_nonzero":
+        return None
+    return read_label(case.brain_mask)
+
+
 def _preprocess_case(case: LabeledCase, preset: Preset, classes: Sequence[ClassSpec],
                      files: list[Path]) -> None:
     label_image = read_label(case.label)
+    brain_mask = _brain_mask(case, preset)
     for index, source in enumerate(case.channels):
         try:
             image, label = preprocess_image(read_image(source), preset,
-                                            label=label_image if index == 0 else None)
+                                            label=label_image if index == 0 else None,
+                                            brain_mask=brain_mask)
         except DataError as exc:
             if exc.path is not None:
                 raise

@@ -8,7 +8,8 @@ Every input path becomes zero or more :class:`CaseSpec` (one image, maybe a labe
   ``*fla*``, ``*t1c*``/``*t1ce*``/``*t1gd*``, ``*t1n*``/``*_t1.*``, ``*t2w*``/``*_t2.*``, a label
   ``*seg*``/``*OTMultiClass*``/``*label*``): one case for the chosen sequence
   (``sequence="all"`` gives one case per sequence, as the paper's Table 1 counts BraTS);
-  ``*brainmask*`` files are skipped;
+  a ``*brainmask*`` file is not a label but the case's brain mask (the ``brats`` z-score's
+  region);
 * a folder holding a DICOM series: one case per series;
 * any other folder: its image files (labels named ``*_label``/``*_seg``/``*_mask`` are
   paired with the image whose name they start with), then its sub-folders, recursively.
@@ -59,6 +60,7 @@ class CaseSpec:
     label: Path | None = None
     modality: str | None = None  # "CT" | "MRI"; None lets the preset decide
     problem: str | None = None  # why it cannot be processed (reported, not raised)
+    brain_mask: Path | None = None  # a BraTS folder's skull-stripping mask, if it has one
 
     @property
     def source(self) -> Path:
@@ -153,6 +155,8 @@ def _brats_cases(folder: Path, images: list[Path], sequence: str) -> list[CaseSp
     if len(labels) > 1:
         log.warning("%s: several label files, using %s", folder, labels[0].name)
     label = labels[0] if labels else None
+    masks = [p for p in images if _is_skipped(p)]
+    brain_mask = masks[0] if masks else None
     by_sequence: dict[str, Path] = {}
     for path in images:
         seq = _sequence_of(path)
@@ -163,7 +167,8 @@ def _brats_cases(folder: Path, images: list[Path], sequence: str) -> list[CaseSp
     for seq in wanted:
         case_id = folder.name if sequence != "all" else f"{folder.name}_{seq}"
         if seq in by_sequence:
-            cases.append(CaseSpec(case_id, (by_sequence[seq],), label, "MRI"))
+            cases.append(CaseSpec(case_id, (by_sequence[seq],), label, "MRI",
+                                  brain_mask=brain_mask))
         else:
             found = ", ".join(sorted(by_sequence)) or "none"
             cases.append(CaseSpec(case_id, (folder,), None, "MRI",

@@ -1,9 +1,10 @@
 """One scan through a preset: the pure function the batch pipeline and inference share.
 
 Order of steps, as the paper gives it (sec. 3.1): resample, clip (which also removes the
-B-spline's overshoot), normalise. For the z-score preset the non-zero region is taken
-from the source scan and resampled with nearest neighbour, so background stays exactly 0
-after interpolation.
+B-spline's overshoot), normalise. For the z-score preset the brain region (the case's
+brain mask, else every voxel unlike the border's constant: :mod:`.brain`) is taken from
+the source scan and resampled with nearest neighbour, so background is exactly 0 after
+interpolation whatever value it had in the source.
 
 The arrays here are SimpleITK's own ``[z, y, x]`` buffers (spacing and size reversed to
 match): every step is per voxel or per axis, and skipping the ``[x, y, z]`` transposed
@@ -18,6 +19,7 @@ import SimpleITK as sitk
 from SARCore.errors import DataError
 from SARCore.io.geometry import SPACING_RTOL, Geometry, grid_mismatch
 from SARCore.preprocess import intensity
+from SARCore.preprocess.brain import brain_region
 from SARCore.preprocess.presets import Preset
 from SARCore.preprocess.resample import resample_array
 
@@ -32,12 +34,14 @@ def target_geometry(geometry: Geometry, preset: Preset) -> Geometry:
     return geometry.with_spacing(preset.target_spacing)
 
 
-def preprocess_image(image: sitk.Image, preset: Preset, label: sitk.Image | None = None
+def preprocess_image(image: sitk.Image, preset: Preset, label: sitk.Image | None = None,
+                     brain_mask: sitk.Image | None = None
                      ) -> tuple[sitk.Image, sitk.Image | None]:
     """``image`` (and its ``label``) resampled and normalised by ``preset``.
 
     Returns a float32 image on the preset's grid and an integer label on the same grid
-    (nearest neighbour), or ``None``. Raises :class:`DataError` (without a file name) for
+    (nearest neighbour), or ``None``. ``brain_mask`` (on the image's grid) gives the
+    z-score's region; other normalisations ignore it. Raises :class:`DataError` (without a file name) for
     a volume smaller than ``preset.min_shape`` at the target spacing, a label on another
     grid, or intensities that cannot be normalised. The inputs are not modified.
     """
@@ -47,7 +51,9 @@ def preprocess_image(image: sitk.Image, preset: Preset, label: sitk.Image | None
     if label is not None:
         check_label_grid(image, label)
     values = sitk.GetArrayFromImage(image).astype(np.float32, copy=False)
-    inside = values != 0 if preset.normalization == "zscore_nonzero" else None
+    inside = None
+    if preset.normalization == "zscore_nonzero":
+        inside = brain_region(values, _mask_array(image, brain_mask))
     if target != source:
         values = _resample_zyx(values, source, target, preset.interpolation)
         if inside is not None:
@@ -57,6 +63,16 @@ def preprocess_image(image: sitk.Image, preset: Preset, label: sitk.Image | None
     _normalise(values, inside, preset)
     out = target.apply(sitk.GetImageFromArray(values))
     return out, None if label is None else preprocess_label(label, source, target, preset)
+
+
+def _mask_array(image: sitk.Image, mask: sitk.Image | None) -> np.ndarray | None:
+    if mask is None:
+        return None
+    mismatch = grid_mismatch(Geometry.of(image), Geometry.of(mask))
+    if mismatch:
+        raise DataError(f"brain mask grid does not match its image: {mismatch}",
+                        hint="the brain mask must be on the image's voxel grid")
+    return sitk.GetArrayViewFromImage(mask)
 
 
 def check_label_grid(image: sitk.Image, label: sitk.Image) -> None:

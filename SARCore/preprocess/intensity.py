@@ -28,15 +28,15 @@ def minmax(values: np.ndarray) -> np.ndarray:
 def zscore_nonzero(values: np.ndarray, inside: np.ndarray) -> np.ndarray:
     """Subtract the mean and divide by the std of the ``inside`` voxels; others become 0.
 
-    ``inside`` is the non-zero (brain) region of the source scan, as BraTS is skull
-    stripped: background stays exactly 0 so it cannot be mistaken for tissue.
+    ``inside`` is the brain region of the source scan (:mod:`SARCore.preprocess.brain`):
+    background becomes exactly 0 so it cannot be mistaken for tissue.
     """
     selected = values[inside]
     if selected.size < 2:
-        raise DataError("no non-zero voxels to normalise (z-score over the non-zero region)")
+        raise DataError("no brain voxels to normalise (z-score over the brain region)")
     mean, std = mean_std(selected)
     if std == 0.0:
-        raise DataError(f"the non-zero region is constant ({mean:g})")
+        raise DataError(f"the brain region is constant ({mean:g})")
     values -= np.float32(mean)
     values *= np.float32(1.0 / std)
     values[~inside] = 0.0

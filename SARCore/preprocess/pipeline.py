@@ -113,13 +113,15 @@ def _process_case(case: CaseSpec, out: Path, preset: Preset,
     start = time.monotonic()
     image = read_image(case.images if len(case.images) > 1 else case.images[0])
     label = read_label(case.label) if case.label else None
+    brain_mask = (read_label(case.brain_mask) if case.brain_mask is not None
+                  and preset.normalization == "zscore_nonzero" else None)
     try:
         if label is not None:
             check_label_grid(image, label)
     except DataError as exc:
         raise DataError(exc.problem, case.label, exc.hint) from exc
     try:
-        result, result_label = preprocess_image(image, preset, label)
+        result, result_label = preprocess_image(image, preset, label, brain_mask)
     except DataError as exc:  # the pure function knows no file names: add the case's
         raise DataError(exc.problem, exc.path or case.source, exc.hint) from exc
     names = output_names(case.case_id, label is not None)

@@ -11,6 +11,11 @@ The corruption runs inside ``forward``, after the loop has moved the batch to th
 device, with the loop's generator for that device: on a GPU the Models Genesis
 transforms run there too, and a resumed run replays the same corruptions.
 
+Model selection and the learning-rate schedule follow ``"monitor"``: the weighted
+restoration + scale terms only. The encoder is trained to *raise* the adversarial BCE,
+so a quantity that includes it would favour the epochs where the discriminator wins,
+i.e. the least modality-invariant encoder; the adversarial term is logged apart.
+
 Gradient reversal makes the single ``loss.backward()`` play the min-max game of paper
 eq. 3-4: the discriminator descends the BCE while the encoder receives ``-weight *`` the
 discriminator's gradient, i.e. ascends it (see :mod:`SARCore.models.heads`).
@@ -42,7 +47,8 @@ class PretrainObjective(nn.Module):
 
     ``batch`` is the collated :class:`~SARCore.cubes.store.CubeDataset` dict on the
     device: ``cube (B,1,64,64,32)``, ``scale (B,)``, ``modality (B,)``. The result has
-    ``"loss"`` (weighted sum, backpropagated) and each term and accuracy, detached.
+    ``"loss"`` (weighted sum, backpropagated), ``"monitor"`` (the weighted restoration +
+    scale terms the loop selects on) and each term and accuracy, detached.
     """
 
     def __init__(self, config: PretrainConfig):
@@ -89,6 +95,7 @@ class PretrainObjective(nn.Module):
             terms["scale"] = F.cross_entropy(logits, batch["scale"])
             terms["scale_acc"] = _accuracy(logits.argmax(dim=1) == batch["scale"])
             loss = loss + self.weights["scale"] * terms["scale"]
+        terms["monitor"] = loss.detach()  # what the loop selects on: no adversarial term
         if self.discriminator is not None:
             logit = self.discriminator([reverse_gradient(tap) for tap in taps]).float()
             is_ct = (batch["modality"] == CT).float()

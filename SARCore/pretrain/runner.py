@@ -4,7 +4,8 @@ Files in ``out_dir`` (rank 0 writes them all, each atomically)::
 
     config.json        the effective (resolved) settings; re-usable as --config
     last.ckpt          the loop's crash-safe checkpoint (every epoch / every N steps)
-    model.sarmodel     best weights by validation loss, with the JSON header
+    model.sarmodel     best weights by the validation monitor (restoration + scale terms,
+                       never the adversarial BCE the encoder is trained to raise)
     metrics.csv        every loss term and accuracy per epoch, train_ and val_
     loss_curves.png    the same as plots
 """
@@ -130,7 +131,7 @@ def pretrain(config: PretrainConfig, cubes_dir: str | Path, out_dir: str | Path,
     model_path = out_dir / MODEL_NAME
 
     def save_best(best: nn.Module, row: dict[str, Any]) -> None:
-        val_loss = row.get("val_loss", row.get("train_loss"))
+        val_loss = row.get("val_monitor", row.get("val_loss", row.get("train_loss")))
         header = model_header(config, data, epochs=row["epoch"], best_epoch=row["epoch"],
                               global_step=row["step"], val_loss=val_loss)
         save_model_file(model_path, best.model_state_dict(), header)  # type: ignore[operator]

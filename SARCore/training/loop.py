@@ -1,13 +1,17 @@
 """The epoch/step loop: DDP, checkpoints every epoch and every N steps, exact resume,
-ReduceLROnPlateau and early stopping on the validation loss, metrics and progress.
+ReduceLROnPlateau and early stopping on the monitored validation quantity, metrics and
+progress.
 
 Contract with a stage:
 
 * ``objective(batch, generator) -> dict``: ``"loss"`` (backpropagated) plus detached
   scalar metrics; ``batch`` is the collated dict from the datasets, already on the device.
+  An optional ``"monitor"`` term is what model selection, the plateau schedule and early
+  stopping follow (SAR's objective leaves its adversarial term out of it); without one
+  they follow ``"loss"``.
 * ``optimizer_factory(objective) -> Optimizer`` (one optimizer; parameter groups carry
   per-module learning rates).
-* ``save_best(objective, row)``: called on rank 0 when the validation loss improves.
+* ``save_best(objective, row)``: called on rank 0 when the monitored quantity improves.
 * Datasets are map-style; one with ``set_epoch(epoch)`` gets it before each epoch.
 """
 
@@ -312,7 +316,7 @@ class _Run:
         train = self.meter.means(self.device, self.info)
         self.recalibrate_batchnorm(self.batch_in_epoch)
         val = self.validate()
-        monitored = val.get("loss", train.get("loss", math.inf))
+        monitored = _monitored(val) if val else _monitored(train)
         row: dict[str, Any] = {"epoch": self.epoch + 1, "step": self.global_step,
                                "lr": self.optimizer.param_groups[0]["lr"],
                                "seconds": round(seconds, 2)}
@@ -331,6 +335,11 @@ class _Run:
         self.reporter.log(f"{self.stage} epoch {self.epoch}: " + ", ".join(
             f"{k}={v:.4g}" for k, v in row.items() if isinstance(v, float) and k != "seconds"))
         return broadcast_flag(self.stopper.should_stop, self.device, self.info)
+
+
+def _monitored(means: dict[str, float]) -> float:
+    """The quantity selection follows: ``monitor`` when the objective gives one."""
+    return means.get("monitor", means.get("loss", math.inf))
 
 
 def train(objective: nn.Module, optimizer_factory: Callable[[nn.Module], Any],
