@@ -30,7 +30,7 @@ def test_cli_finetunes_from_scratch_with_a_config_file(
         capsys: pytest.CaptureFixture[str]) -> None:
     config = tmp_path / "finetune.yaml"
     config.write_text(yaml.safe_dump({
-        "preset": "brats", "spacing": list(COARSE), "patch_size": [32, 32, 16],
+        "spacing": list(COARSE), "patch_size": [32, 32, 16],
         "patches_per_case": 2, "val_patches_per_case": 2, "test_ratio": 0.25,
         "epochs": 5, "device": "cpu"}))
     code = main(["finetune", "--data", str(data_dir / "brats2015"), "--sequence", "flair",
@@ -41,6 +41,9 @@ def test_cli_finetunes_from_scratch_with_a_config_file(
     events = _events(capsys.readouterr().out)
     done = events[-1]
     assert done["event"] == "done" and done["splits"] == ["trial_0"]
+    said = [e["message"] for e in events if e["event"] == "log"]
+    assert any(m.startswith("preprocessing: preset brats (zscore_nonzero; auto: the data are "
+                            "brats cases)") for m in said)  # no preset given: from the layout
     assert any(e["event"] == "progress" and e.get("stage") == "finetune trial_0" for e in events)
     header = read_header(done["model"])
     assert header["width_divisor"] == 8 and header["classes"][0]["name"] == "tumor"

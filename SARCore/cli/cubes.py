@@ -23,21 +23,37 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--min-foreground", type=float,
                         help="reject crops with a smaller fraction of voxels above 0.01 "
                              "(default 0.1)")
+    parser.add_argument("--crop-rule", choices=("zoom", "fraction"),
+                        help="zoom (default): physical 2:2:1 boxes, the same zoom on every "
+                             "axis; fraction: the old per-axis fraction (squashes z)")
     parser.add_argument("--shard-size", type=int, help="cubes per shard file (default 1024)")
     parser.add_argument("--preview", metavar="PNG",
                         help="also write a preview PNG of cubes and their corrupted versions")
+
+
+def cube_counts_text(per_scale: dict[int, int], per_modality: dict[int, int]) -> str:
+    """``"per scale: large 8, ...; per modality: CT 16, MRI 16"``."""
+    from SARCore.cubes.config import SCALE_NAMES
+    from SARCore.io.modality import MODALITY_NAMES
+
+    scales = ", ".join(f"{SCALE_NAMES[k]} {v}" for k, v in sorted(per_scale.items()))
+    modalities = ", ".join(f"{MODALITY_NAMES[k]} {v}" for k, v in sorted(per_modality.items()))
+    return f"per scale: {scales}; per modality: {modalities}"
 
 
 def run(args: argparse.Namespace, reporter: Reporter) -> int:
     from SARCore.cubes import CubeConfig, build_cubes
 
     given = {"per_volume": args.per_volume, "scales": args.scales, "seed": args.seed,
-             "min_foreground": args.min_foreground, "shard_size": args.shard_size}
+             "min_foreground": args.min_foreground, "shard_size": args.shard_size,
+             "crop_rule": args.crop_rule}
     config = CubeConfig.from_dict({k: v for k, v in given.items() if v is not None})
     info = build_cubes(args.preprocessed, args.out, config, reporter)
     if info.fallbacks:
         reporter.log(f"{info.fallbacks} cube(s) kept below --min-foreground after "
                      f"{config.max_tries} tries")
+    counts = cube_counts_text(info.per_scale, info.per_modality)
+    reporter.log(f"{info.count} cubes; {counts} (also in {info.root}/cubes.json)")
     if args.preview:
         from SARCore.cubes.preview import render_preview
 

@@ -32,7 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--labels", metavar="MAPPING", help="output classes from label values, e.g. "
         "'tumor:>0' (whole tumor, default) or 'pancreas:1,tumor:2'")
     add("--preset", metavar="NAME", help="preprocessing: brats, pancreas, ct, mri, or auto "
-        "(the pre-trained model's; default)")
+        "(default: brats for BraTS folders, pancreas for MSD pancreas, else the pre-trained "
+        "model's; the choice is printed)")
     add("--spacing", type=float, nargs=3, metavar=("X", "Y", "Z"),
         help="resample to this spacing in mm instead of the preset's")
     add("--modality", choices=("CT", "MRI"), help="modality of the images when the data "

@@ -7,9 +7,15 @@ Defaults and why:
   12160) for 760 BraTS volumes, i.e. 32 small + 16 medium + 16 large per volume (64 +
   32 + 32 for LiTS and MSD heart); our default is half the LUNA/BraTS count, as a small
   set of 1 mm scans gives strongly overlapping large crops beyond that.
-* crop side = 1/2, 1/4, 1/8 of the volume's side on every axis, times one random
-  factor in ``[1 - jitter, 1 + jitter]`` per crop (``jitter = 0.1``), so sizes vary
-  within a class but classes never overlap (0.55 < 0.45 * 2).
+* ``crop_rule = "zoom"`` (default, used by every shipped config): a box in physical
+  space with the network input's aspect (2:2:1 for 64x64x32) whose in-plane side is the
+  scale's fraction (1/2, 1/4, 1/8) of the volume's in-plane extent in mm, shrunk as a
+  whole to fit the volume; the resize to 64x64x32 is then the same zoom on all three
+  axes. ``"fraction"`` (the earlier rule) takes the fraction of every axis's own side,
+  which squashes z by 1.3x (BraTS) to 5x (lung CT) relative to in-plane, and that
+  distortion alone tells datasets and modalities apart. Both rules multiply the side by
+  one random factor in ``[1 - jitter, 1 + jitter]`` per crop (``jitter = 0.1``), so sizes
+  vary within a class but classes never overlap (0.55 < 0.45 * 2).
 * ``background_threshold = 0.01`` of the [0, 1] range: MRI background is 0 and CT air
   is 0 after clipping to [-1000, 1000] HU; ``min_foreground = 0.1`` rejects crops that
   are more than 90 % background, retrying up to ``max_tries`` positions (then the best
@@ -21,13 +27,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from SARCore.config import check_positive, check_probability, from_mapping, to_dict
+from SARCore.config import (
+    check_choice,
+    check_positive,
+    check_probability,
+    from_mapping,
+    to_dict,
+)
 from SARCore.errors import ConfigError
 
 #: Crop side as a fraction of the volume's side, per scale class (0 large, 1 medium, 2 small).
 SCALE_FRACTIONS = {0: 1 / 2, 1: 1 / 4, 2: 1 / 8}
 SCALE_NAMES = {0: "large", 1: "medium", 2: "small"}
 CUBE_SHAPE = (64, 64, 32)
+CROP_RULES = ("zoom", "fraction")
 
 
 @dataclass(frozen=True)
@@ -43,6 +56,7 @@ class CubeConfig:
     jitter: float = 0.1
     cube_shape: tuple[int, int, int] = CUBE_SHAPE
     shard_size: int = 1024  # cubes per .npy shard (1024 x 64x64x32 float16 = 256 MiB)
+    crop_rule: str = "zoom"  # "zoom" (same zoom on every axis) | "fraction" (old rule)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "per_volume", tuple(self.per_volume))
@@ -60,6 +74,7 @@ class CubeConfig:
         check_probability("background_threshold", self.background_threshold)
         check_positive("max_tries", self.max_tries, integer=True)
         check_positive("shard_size", self.shard_size, integer=True)
+        check_choice("crop_rule", self.crop_rule, CROP_RULES)
         if not 0.0 <= self.jitter < 0.5:
             raise ConfigError(f"jitter must be in [0, 0.5), not {self.jitter!r}")
         if len(self.cube_shape) != 3 or min(self.cube_shape) < 1:

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from SARCore.atomic import atomic_path, remove_stale_temporaries, write_json_atomic
-from SARCore.cubes.config import CubeConfig
+from SARCore.cubes.config import SCALE_NAMES, CubeConfig
 from SARCore.cubes.sampling import choose_box
 from SARCore.cubes.store import (
     FORMAT,
@@ -35,7 +35,7 @@ from SARCore.cubes.store import (
     read_meta,
 )
 from SARCore.errors import DataError
-from SARCore.io.modality import modality_code
+from SARCore.io.modality import MODALITY_NAMES, modality_code
 from SARCore.preprocess.manifest import load_manifest
 from SARCore.progress import NullReporter, Reporter
 
@@ -49,6 +49,7 @@ class SourceVolume:
     path: Path
     modality: int
     sha256: str
+    preset: dict | None = None  # the manifest's preset: pre-trained models' headers carry it
 
 
 def resize_cube(crop: np.ndarray, shape: Sequence[int]) -> np.ndarray:
@@ -78,7 +79,7 @@ def collect_volumes(folders: Sequence[str | Path]) -> list[SourceVolume]:
                 continue
             volumes[case_id] = SourceVolume(case_id, folder / entry["outputs"]["image"],
                                             modality_code(entry["modality"]),
-                                            entry["sha256"]["image"])
+                                            entry["sha256"]["image"], entry.get("preset"))
     if outside:
         raise DataError(f"cases not scaled to [0, 1]: {', '.join(outside)}", folders[0],
                         "pre-training cubes need the ct or mri preset")
@@ -130,7 +131,7 @@ def _volume_cubes(volume: SourceVolume, number: int, config: CubeConfig, writer:
     for scale in config.scales:
         rng = np.random.default_rng([config.seed, zlib.crc32(volume.case_id.encode()), scale])
         for _ in range(config.per_volume[scale]):
-            box = choose_box(mask, scale, rng, config)
+            box = choose_box(mask, scale, rng, config, image.GetSpacing())
             writer.add(resize_cube(values[box.slices()], config.cube_shape))
             for key, value in (("scale", scale), ("modality", volume.modality),
                                ("case", number), ("foreground", box.foreground),
@@ -158,12 +159,30 @@ def _write_index(out: Path, config: CubeConfig, volumes: list[SourceVolume],
             "dtype": "float16", "shards": [{"file": n, "count": c} for n, c in zip(shards, sizes)],
             "cases": [v.case_id for v in volumes], "sources": sources,
             "modality_names": {"0": "CT", "1": "MRI"},
-            "scale_names": {"0": "large", "1": "medium", "2": "small"}, "fallbacks": fallbacks}
+            "scale_names": {"0": "large", "1": "medium", "2": "small"}, "fallbacks": fallbacks,
+            "counts": cube_counts(arrays["scale"], arrays["modality"]),
+            "preprocess": _presets(volumes)}
     write_json_atomic(out / META_NAME, meta)
     if fallbacks:
         log.warning("%d cube(s) kept below min_foreground=%g after %d tries", fallbacks,
                     config.min_foreground, config.max_tries)
     return info_from_meta(out, meta, arrays)
+
+
+def cube_counts(scales: np.ndarray, modalities: np.ndarray) -> dict[str, dict[str, int]]:
+    """Cubes per scale name and per modality name (paper Table 1's columns)."""
+    return {"scale": {SCALE_NAMES[s]: int(np.count_nonzero(scales == s))
+                      for s in sorted(SCALE_NAMES) if np.any(scales == s)},
+            "modality": {MODALITY_NAMES[m]: int(np.count_nonzero(modalities == m))
+                         for m in sorted(MODALITY_NAMES) if np.any(modalities == m)}}
+
+
+def _presets(volumes: list[SourceVolume]) -> list[dict]:
+    found: list[dict] = []
+    for volume in volumes:
+        if volume.preset and volume.preset not in found:
+            found.append(volume.preset)
+    return found
 
 
 def _existing_store(out: Path, config: CubeConfig, sources: list[dict]) -> CubeStoreInfo | None:

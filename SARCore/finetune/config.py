@@ -31,7 +31,7 @@ class FinetuneConfig:
     init: str = "scratch"               # "scratch" or a pre-trained .sarmodel file
     sequences: tuple[str, ...] = ()     # e.g. ("flair",); () = the dataset's only image
     labels: str | Mapping[str, Any] = "tumor:>0"   # see SARCore.finetune.labels
-    preset: str = "auto"                # preprocessing preset; auto = from the model header
+    preset: str = "auto"                # auto: by data layout, else model header (setup.py)
     spacing: tuple[float, ...] = ()     # overrides the preset's spacing (mm), e.g. (2, 2, 2)
     modality: str = ""                  # CT | MRI; "" = from the dataset or the preset
     label_fraction: float = 1.0         # share of the training cases that keep labels

@@ -56,6 +56,7 @@ class LabeledCase:
     label: Path
     modality: str | None = None
     brain_mask: Path | None = None  # the folder's brain mask (``brats`` z-score region)
+    layout: str = ""  # "brats", "msd", "msd-pancreas" or "" (CSV): see finetune.setup
 
     def to_dict(self) -> dict[str, object]:
         return {"case_id": self.case_id, "images": [str(c[0] if len(c) == 1 else c[0].parent)
@@ -98,7 +99,7 @@ def _discovered_cases(root: Path, sequences: tuple[str, ...],
             log.info("skipping case %s: no label file", case_id)
             continue
         cases.append(LabeledCase(case_id, tuple(s.images for s in specs if s), first.label,
-                                 first.modality, first.brain_mask))
+                                 first.modality, first.brain_mask, first.layout))
     return cases
 
 

@@ -185,10 +185,13 @@ def finetune(config: FinetuneConfig, out_dir: str | Path, resume: bool = False,
         reporter.log(f"fine-tuning in {out} is already complete")
         return FinetuneResult.load(out / RESULT_NAME)
     plan = plan_run(config)
+    reporter.log(f"preprocessing: preset {plan.preset.name} ({plan.preset.normalization}; "
+                 f"{plan.preset_reason})")
     out.mkdir(parents=True, exist_ok=True)
     name = config.name or out.name
     write_json_atomic(out / "config.json", {
-        "config": to_dict(config), "preset": plan.preset.to_dict(), "modality": plan.modality,
+        "config": to_dict(config), "preset": plan.preset.to_dict(),
+        "preset_reason": plan.preset_reason, "modality": plan.modality,
         "classes": [c.to_header() for c in plan.classes], "output_activation": plan.activation,
         "in_channels": plan.in_channels, "width_divisor": plan.width_divisor})
     write_json_atomic(out / "splits.json", [s.to_dict() for s in plan.splits])

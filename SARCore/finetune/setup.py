@@ -34,6 +34,7 @@ class RunPlan:
     classes: tuple[ClassSpec, ...]
     splits: tuple[Split, ...]
     width_divisor: int
+    preset_reason: str = ""
 
     @property
     def in_channels(self) -> int:
@@ -72,16 +73,38 @@ def _header_preset(model: Pretrained, modality: str | None) -> dict | None:
     return matching[0] if matching else None
 
 
-def resolve_preset(config: FinetuneConfig, model: Pretrained | None,
-                   modality: str | None) -> Preset:
-    """The named preset; ``auto`` = the model header's, else the modality's default."""
+#: The preprocessing each known data layout needs (paper sec. 3.2): a BraTS folder the
+#: ``brats`` z-score, MSD pancreas the pancreas window. A pre-trained model's own preset
+#: is its *pre-training* min-max, which is not what the downstream task was scored with.
+LAYOUT_PRESETS = {"brats": "brats", "msd-pancreas": "pancreas"}
+
+
+def _layout(cases: list[LabeledCase]) -> str:
+    found = {c.layout for c in cases}
+    return found.pop() if len(found) == 1 else ""
+
+
+def choose_preset(config: FinetuneConfig, model: Pretrained | None, modality: str | None,
+                  layout: str = "") -> tuple[Preset, str]:
+    """The preset of this run and why it was chosen (printed by the runner).
+
+    ``auto``: the task's preset for a known data layout (``brats``, MSD pancreas), else
+    the model header's, else the modality's pre-training preset (min-max), said so.
+    """
     header_preset = _header_preset(model, modality) if model is not None else None
     if config.preset != "auto":
-        preset = get_preset(config.preset)
+        preset, why = get_preset(config.preset), "named by --preset"
+    elif layout in LAYOUT_PRESETS:
+        preset = get_preset(LAYOUT_PRESETS[layout])
+        why = f"auto: the data are {layout.replace('msd-', 'MSD ')} cases"
     elif header_preset is not None:
         preset = Preset.from_dict(header_preset)
+        why = (f"auto: the model's own preprocessing (data layout {layout or 'unknown'}; "
+               "name --preset brats or pancreas for those tasks)")
     elif modality:
         preset = get_preset("ct" if modality == "CT" else "mri")
+        why = (f"auto: the {modality} pre-training default, min-max per volume (data layout "
+               f"{layout or 'unknown'}; name --preset brats or pancreas for those tasks)")
     else:
         raise ConfigError("preset 'auto' needs a pre-trained model or a known modality",
                           config.data, "name a preset (brats, pancreas, ct, mri) or a modality")
@@ -94,7 +117,13 @@ def resolve_preset(config: FinetuneConfig, model: Pretrained | None,
         raise ConfigError(f"preset {preset.name!r} is meant for {preset.modality} but the "
                           f"labeled images are {modality}", config.data,
                           "choose a preset for this modality")
-    return preset
+    return preset, why
+
+
+def resolve_preset(config: FinetuneConfig, model: Pretrained | None, modality: str | None,
+                   layout: str = "") -> Preset:
+    """The preset of :func:`choose_preset`, without the reason."""
+    return choose_preset(config, model, modality, layout)[0]
 
 
 def _width_divisor(config: FinetuneConfig, model: Pretrained | None) -> int:
@@ -112,7 +141,7 @@ def plan_run(config: FinetuneConfig) -> RunPlan:
     cases = find_labeled_cases(config.data, config.sequences, config.modality or None)
     model = None if config.is_scratch else load_pretrained(Path(config.init).expanduser())
     modality = _modality(config, cases)
-    preset = resolve_preset(config, model, modality)
+    preset, why = choose_preset(config, model, modality, _layout(cases))
     modality = modality or preset.modality
     if model is not None:
         check_fits(model, len(cases[0].channels), modality, config.sequences)
@@ -120,4 +149,4 @@ def plan_run(config: FinetuneConfig) -> RunPlan:
                          seed=config.seed, test_ratio=config.test_ratio,
                          label_fraction=config.label_fraction, val_ratio=config.val_ratio)
     return RunPlan({c.case_id: c for c in cases}, model, preset, modality, config.classes,
-                   tuple(splits), _width_divisor(config, model))
+                   tuple(splits), _width_divisor(config, model), why)

@@ -61,6 +61,7 @@ class CaseSpec:
     modality: str | None = None  # "CT" | "MRI"; None lets the preset decide
     problem: str | None = None  # why it cannot be processed (reported, not raised)
     brain_mask: Path | None = None  # a BraTS folder's skull-stripping mask, if it has one
+    layout: str = ""  # "brats", "msd" or "msd-pancreas": picks fine-tuning's preset
 
     @property
     def source(self) -> Path:
@@ -168,7 +169,7 @@ def _brats_cases(folder: Path, images: list[Path], sequence: str) -> list[CaseSp
         case_id = folder.name if sequence != "all" else f"{folder.name}_{seq}"
         if seq in by_sequence:
             cases.append(CaseSpec(case_id, (by_sequence[seq],), label, "MRI",
-                                  brain_mask=brain_mask))
+                                  brain_mask=brain_mask, layout="brats"))
         else:
             found = ", ".join(sorted(by_sequence)) or "none"
             cases.append(CaseSpec(case_id, (folder,), None, "MRI",
@@ -220,6 +221,7 @@ def _msd_cases(root: Path) -> list[CaseSpec]:
         raise DataError(f"not a readable MSD dataset description ({exc})", spec_path,
                         'expected JSON with "training": [{"image": ..., "label": ...}]') from exc
     modality = _msd_modality(spec.get("modality"))
+    layout = "msd-pancreas" if "pancreas" in str(spec.get("name", "")).lower() else "msd"
     cases = []
     for entry in entries:
         if isinstance(entry, str):
@@ -229,7 +231,7 @@ def _msd_cases(root: Path) -> list[CaseSpec]:
                             'each entry needs an "image" path')
         image = root / entry["image"]
         label = root / entry["label"] if entry.get("label") else None
-        case = _image_case(image, label, modality)
+        case = replace(_image_case(image, label, modality), layout=layout)
         missing = [p for p in (image, label) if p is not None and not p.is_file()]
         if missing:
             case = replace(case, problem=f"{missing[0]}: file not found (listed in {spec_path})")
