@@ -2,6 +2,7 @@
 # One entry point for newcomers and CI.
 #   ./sar.sh setup   create .venv and install SARCore with its test tools (CPU torch)
 #   ./sar.sh demo    setup, then the main job end to end on the shipped scans (../shared/data)
+#   ./sar.sh study   setup, then the CPU study (experiments/cpu_brats.yaml, under an hour)
 #   ./sar.sh test    setup, then the whole test suite
 #   ./sar.sh bench   setup, then every benchmark in bench/ (long; not part of the tests)
 # GPU users: install the torch build for your CUDA first (pip install torch), then
@@ -29,6 +30,12 @@ case "${1:-help}" in
     "$PY" -m SARCore experiment experiments/mini.yaml --data-root "$DATA" --out "${SAR_DEMO_OUT:-demo_output}" "$@"
     echo "Report: ${SAR_DEMO_OUT:-demo_output}/report.md"
     ;;
+  study)
+    setup
+    shift
+    "$PY" -m SARCore experiment experiments/cpu_brats.yaml --data-root "$DATA" --out "${SAR_STUDY_OUT:-study_output}" "$@"
+    echo "Report: ${SAR_STUDY_OUT:-study_output}/report.md"
+    ;;
   test)
     setup
     shift
@@ -38,5 +45,5 @@ case "${1:-help}" in
     setup
     for script in bench/bench_*.py; do echo "== $script"; "$PY" "$script"; done
     ;;
-  *) sed -n '2,9p' "$0"; exit 2 ;;
+  *) sed -n '2,10p' "$0"; exit 2 ;;
 esac

@@ -12,7 +12,7 @@ from SARCore.experiment.config import fraction_label
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 
 
-@pytest.mark.parametrize("name", ["mini", "paper_brats", "paper_pancreas"])
+@pytest.mark.parametrize("name", ["mini", "paper_brats", "paper_pancreas", "cpu_brats"])
 def test_shipped_experiments_load(name: str) -> None:
     config = load_experiment(EXPERIMENTS / f"{name}.yaml")
     assert config.name == name
@@ -23,7 +23,7 @@ def test_shipped_experiments_load(name: str) -> None:
 def test_paper_protocols_match_the_paper() -> None:
     brats = load_experiment(EXPERIMENTS / "paper_brats.yaml")
     pancreas = load_experiment(EXPERIMENTS / "paper_pancreas.yaml")
-    assert len(brats.pretraining.methods) == 8 and len(brats.finetuning.inits) == 9
+    assert len(brats.pretraining.methods) == 12 and len(brats.finetuning.inits) == 13
     root = Path("/data")
     trial = brats.finetune_config("sar", 1.0, root, root / "sar.sarmodel", root / "cache")
     assert trial.trials == 5 and trial.test_ratio == pytest.approx(1 / 3)
@@ -36,9 +36,9 @@ def test_paper_protocols_match_the_paper() -> None:
 def test_runs_put_full_data_first_and_fractions_only_where_asked() -> None:
     config = load_experiment(EXPERIMENTS / "paper_brats.yaml")
     runs = config.finetuning.runs()
-    assert runs[:9] == [(init, 1.0) for init in config.finetuning.inits]
-    assert runs[9:11] == [("scratch", 0.5), ("sar", 0.5)]
-    assert len(runs) == 9 + 2 * 5
+    assert runs[:13] == [(init, 1.0) for init in config.finetuning.inits]
+    assert runs[13:15] == [("scratch", 0.5), ("sar", 0.5)]
+    assert len(runs) == 13 + 2 * 5
 
 
 def test_scratch_gets_the_pretraining_width(tmp_path: Path) -> None:

@@ -31,18 +31,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also write a preview PNG of cubes and their corrupted versions")
 
 
-def cube_counts_text(per_scale: dict[int, int], per_modality: dict[int, int]) -> str:
-    """``"per scale: large 8, ...; per modality: CT 16, MRI 16"``."""
-    from SARCore.cubes.config import SCALE_NAMES
-    from SARCore.io.modality import MODALITY_NAMES
-
-    scales = ", ".join(f"{SCALE_NAMES[k]} {v}" for k, v in sorted(per_scale.items()))
-    modalities = ", ".join(f"{MODALITY_NAMES[k]} {v}" for k, v in sorted(per_modality.items()))
-    return f"per scale: {scales}; per modality: {modalities}"
-
-
 def run(args: argparse.Namespace, reporter: Reporter) -> int:
     from SARCore.cubes import CubeConfig, build_cubes
+    from SARCore.cubes.generator import cube_counts_text
 
     given = {"per_volume": args.per_volume, "scales": args.scales, "seed": args.seed,
              "min_foreground": args.min_foreground, "shard_size": args.shard_size,

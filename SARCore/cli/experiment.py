@@ -21,12 +21,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, metavar="DIR",
                         help="output folder (default: the config's 'output', else "
                              "runs/<name>)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        dest="overrides", help="override a config entry by its dotted path, "
+                        "e.g. --set finetuning.max_steps=4 (repeatable; value read as YAML)")
 
 
 def run(args: argparse.Namespace, reporter: Reporter) -> int:
     from SARCore.experiment import load_experiment, run_experiment
 
-    config = load_experiment(args.config)
+    config = load_experiment(args.config, args.overrides)
     if config.cpu_threads:
         import torch
 

@@ -53,6 +53,8 @@ _OPTIONS: tuple[tuple[str, str, Any, str], ...] = (
 )
 _FLAGS = (("--channels-last", "channels_last", "channels_last_3d memory format (default: on)"),
           ("--compile", "compile", "torch.compile the objective"),
+          ("--balance-modalities", "balance_modalities", "weight the MIAL loss so CT and MRI "
+           "cubes count alike (for a CT:MRI imbalance)"),
           ("--rank-digests", "rank_digests", "debug: every DDP rank writes its weights' "
            "sha256 to OUT/rank_digests/"))
 

@@ -13,7 +13,10 @@ Defaults and why:
   whole to fit the volume; the resize to 64x64x32 is then the same zoom on all three
   axes. ``"fraction"`` (the earlier rule) takes the fraction of every axis's own side,
   which squashes z by 1.3x (BraTS) to 5x (lung CT) relative to in-plane, and that
-  distortion alone tells datasets and modalities apart. Both rules multiply the side by
+  distortion alone tells datasets and modalities apart. ``"mg"``: Models Genesis' own
+  single-scale crops, exactly ``cube_shape`` voxels of the preprocessed grid and no
+  resize (for a ``genesis`` run that isolates the SA module: give it ``scales: [0]``).
+  The zoom and fraction rules multiply the side by
   one random factor in ``[1 - jitter, 1 + jitter]`` per crop (``jitter = 0.1``), so sizes
   vary within a class but classes never overlap (0.55 < 0.45 * 2).
 * ``background_threshold = 0.01`` of the [0, 1] range: MRI background is 0 and CT air
@@ -40,7 +43,7 @@ from SARCore.errors import ConfigError
 SCALE_FRACTIONS = {0: 1 / 2, 1: 1 / 4, 2: 1 / 8}
 SCALE_NAMES = {0: "large", 1: "medium", 2: "small"}
 CUBE_SHAPE = (64, 64, 32)
-CROP_RULES = ("zoom", "fraction")
+CROP_RULES = ("zoom", "fraction", "mg")
 
 
 @dataclass(frozen=True)
@@ -56,7 +59,7 @@ class CubeConfig:
     jitter: float = 0.1
     cube_shape: tuple[int, int, int] = CUBE_SHAPE
     shard_size: int = 1024  # cubes per .npy shard (1024 x 64x64x32 float16 = 256 MiB)
-    crop_rule: str = "zoom"  # "zoom" (same zoom on every axis) | "fraction" (old rule)
+    crop_rule: str = "zoom"  # "zoom" (same zoom on every axis) | "fraction" (old) | "mg"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "per_volume", tuple(self.per_volume))

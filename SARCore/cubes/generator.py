@@ -50,6 +50,7 @@ class SourceVolume:
     modality: int
     sha256: str
     preset: dict | None = None  # the manifest's preset: pre-trained models' headers carry it
+    per_volume: tuple[int, int, int] | None = None  # this folder's counts (Table 1 per dataset)
 
 
 def resize_cube(crop: np.ndarray, shape: Sequence[int]) -> np.ndarray:
@@ -63,11 +64,20 @@ def resize_cube(crop: np.ndarray, shape: Sequence[int]) -> np.ndarray:
     return tensor[0, 0].numpy()
 
 
-def collect_volumes(folders: Sequence[str | Path]) -> list[SourceVolume]:
-    """The preprocessed volumes listed in the manifests of ``folders``, checked for [0, 1]."""
+def collect_volumes(folders: Sequence[str | Path],
+                    per_volume: Sequence[Sequence[int] | None] | None = None
+                    ) -> list[SourceVolume]:
+    """The preprocessed volumes listed in the manifests of ``folders``, checked for [0, 1];
+    ``per_volume[i]`` (optional) overrides the cube counts of folder ``i``'s volumes."""
     volumes: dict[str, SourceVolume] = {}
     outside = []
-    for folder in (Path(f) for f in folders):
+    counts = list(per_volume or [None] * len(folders))
+    if len(counts) != len(folders):
+        raise ValueError(f"per_volume has {len(counts)} entries for {len(folders)} folders")
+    for folder, count in zip((Path(f) for f in folders), counts):
+        own = tuple(int(n) for n in count) if count else None
+        if own is not None and (len(own) != 3 or min(own) < 0):
+            raise DataError(f"per_volume must be 3 counts >= 0, not {list(count)}", folder)
         manifest = load_manifest(folder, must_exist=True)
         for case_id, entry in manifest["cases"].items():
             if case_id in volumes:
@@ -79,7 +89,8 @@ def collect_volumes(folders: Sequence[str | Path]) -> list[SourceVolume]:
                 continue
             volumes[case_id] = SourceVolume(case_id, folder / entry["outputs"]["image"],
                                             modality_code(entry["modality"]),
-                                            entry["sha256"]["image"], entry.get("preset"))
+                                            entry["sha256"]["image"], entry.get("preset"),
+                                            own)
     if outside:
         raise DataError(f"cases not scaled to [0, 1]: {', '.join(outside)}", folders[0],
                         "pre-training cubes need the ct or mri preset")
@@ -89,23 +100,28 @@ def collect_volumes(folders: Sequence[str | Path]) -> list[SourceVolume]:
 
 
 def build_cubes(preprocessed_dir: str | Path | Sequence[str | Path], out_dir: str | Path,
-                config: CubeConfig | None = None, reporter: Reporter | None = None
-                ) -> CubeStoreInfo:
-    """Crop, resize and store cubes of every volume in ``preprocessed_dir`` (one or more)."""
+                config: CubeConfig | None = None, reporter: Reporter | None = None,
+                per_volume: Sequence[Sequence[int] | None] | None = None) -> CubeStoreInfo:
+    """Crop, resize and store cubes of every volume in ``preprocessed_dir`` (one or more);
+    ``per_volume``: optional cube counts per folder (``None`` entries: the config's)."""
     config = config or CubeConfig()
     reporter = reporter or NullReporter()
     folders = [preprocessed_dir] if isinstance(preprocessed_dir, (str, Path)) \
         else list(preprocessed_dir)
-    volumes = collect_volumes(folders)
+    volumes = collect_volumes(folders, per_volume)
     out = Path(out_dir)
-    sources = [{"case": v.case_id, "sha256": v.sha256} for v in volumes]
+    sources = [{"case": v.case_id, "sha256": v.sha256,
+                **({"per_volume": list(v.per_volume)} if v.per_volume else {})}
+               for v in volumes]
     existing = _existing_store(out, config, sources)
     if existing is not None:
         reporter.log(f"cube store {out} is up to date")
         return existing
     _clear_store(out)
-    per_case = sum(config.per_volume[s] for s in config.scales)
-    writer = ShardWriter(out, len(volumes) * per_case, config.shard_size, config.cube_shape)
+    total = sum(_counts(v, config)[s] for v in volumes for s in config.scales)
+    if total == 0:
+        raise DataError("per_volume gives no cubes for the chosen scales", folders[0])
+    writer = ShardWriter(out, total, config.shard_size, config.cube_shape)
     index: dict[str, list] = {"scale": [], "modality": [], "case": [], "foreground": [],
                               "box": []}
     try:
@@ -119,6 +135,10 @@ def build_cubes(preprocessed_dir: str | Path | Sequence[str | Path], out_dir: st
     return _write_index(out, config, volumes, sources, writer.names, index)
 
 
+def _counts(volume: SourceVolume, config: CubeConfig) -> tuple[int, int, int]:
+    return volume.per_volume or config.per_volume
+
+
 def _volume_cubes(volume: SourceVolume, number: int, config: CubeConfig, writer: ShardWriter,
                   index: dict[str, list]) -> None:
     try:
@@ -130,7 +150,7 @@ def _volume_cubes(volume: SourceVolume, number: int, config: CubeConfig, writer:
     mask = values > config.background_threshold
     for scale in config.scales:
         rng = np.random.default_rng([config.seed, zlib.crc32(volume.case_id.encode()), scale])
-        for _ in range(config.per_volume[scale]):
+        for _ in range(_counts(volume, config)[scale]):
             box = choose_box(mask, scale, rng, config, image.GetSpacing())
             writer.add(resize_cube(values[box.slices()], config.cube_shape))
             for key, value in (("scale", scale), ("modality", volume.modality),
@@ -175,6 +195,13 @@ def cube_counts(scales: np.ndarray, modalities: np.ndarray) -> dict[str, dict[st
                       for s in sorted(SCALE_NAMES) if np.any(scales == s)},
             "modality": {MODALITY_NAMES[m]: int(np.count_nonzero(modalities == m))
                          for m in sorted(MODALITY_NAMES) if np.any(modalities == m)}}
+
+
+def cube_counts_text(per_scale: dict[int, int], per_modality: dict[int, int]) -> str:
+    """``"per scale: large 8, ...; per modality: CT 16, MRI 16"`` (printed by the CLI)."""
+    scales = ", ".join(f"{SCALE_NAMES[k]} {v}" for k, v in sorted(per_scale.items()))
+    modalities = ", ".join(f"{MODALITY_NAMES[k]} {v}" for k, v in sorted(per_modality.items()))
+    return f"per scale: {scales}; per modality: {modalities}"
 
 
 def _presets(volumes: list[SourceVolume]) -> list[dict]:

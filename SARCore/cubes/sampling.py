@@ -62,7 +62,9 @@ def choose_box(mask: np.ndarray, scale: int, rng: np.random.Generator,
     ``spacing`` its voxel size in mm, used by the ``"zoom"`` rule)."""
     best: Box | None = None
     for _ in range(config.max_tries):
-        if config.crop_rule == "zoom":
+        if config.crop_rule == "mg":
+            side = tuple(min(n, c) for n, c in zip(mask.shape, config.cube_shape))
+        elif config.crop_rule == "zoom":
             side = zoom_side(mask.shape, spacing, scale, rng, config.jitter,
                              config.cube_shape)
         else:

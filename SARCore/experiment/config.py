@@ -13,24 +13,44 @@ YAML layout (every path is relative to ``--data-root``; see ``experiments/*.yaml
       data:                       # unlabeled scans, one preset each (ct | mri)
         - {path: ct, preset: ct}
         - {path: brats_4seq, preset: mri, sequence: all}
+        - {path: LUNA16, preset: ct, subsets: [0, 1, 2, 3, 4, 5, 6], per_volume: [16, 16, 32]}
+                                  # subsets: only cases under subset<N>/ folders (LUNA16);
+                                  # per_volume: this entry's cube counts (paper Table 1)
       spacing: [2, 2, 2]          # optional: overrides the presets' 1 mm
       cubes: {per_volume: [2, 2, 4]}            # CubeConfig fields
-      methods: [sar, genesis]
+      methods: [sar, genesis, sar-large]
       options: {width_divisor: 8, max_steps: 6} # PretrainConfig/LoopConfig fields
+      method_options:             # per-method overrides of options
+        genesis: {restoration_weight: 1}
+      variants:                   # named runs: a method with its own options (Table 3)
+        sar-large: {method: sar, scales: [0]}
+        genesis-mg: {method: genesis, scales: [0], cubes: {crop_rule: mg,
+                                                            per_volume: [32, 0, 0]}}
     finetuning:
       inits: [sar, genesis, scratch]            # pre-trained methods and/or scratch
       label_fractions: [1.0]
       fraction_inits: [sar, scratch]            # inits that get fractions < 1 (default all)
+      seeds: [0, 1]               # optional: every run once per seed (folds x seeds)
       data: brats2015             # + any FinetuneConfig field: sequences, labels, preset,
       sequences: [flair]          #   spacing, trials, folds, test_ratio, epochs, ...
     segmentation: {}              # options of the segmentation step
     evaluation: {}                # options of the evaluation step
+    study:                        # optional: paired comparison + exported best model
+      reference: sar              #   the init compared with each of ``against``
+      against: [scratch, genesis]
+      export: best.sarmodel       #   <out>/<export>: the best init's selected model
+      target_dice: 0.80
+
+``--set KEY=VALUE`` (``sar experiment``) overrides any entry by its dotted path, e.g.
+``--set finetuning.max_steps=4`` or ``--set pretraining.options.max_steps=2``; the value
+is read as YAML.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,9 +72,28 @@ class UnlabeledSource:
     preset: str = "ct"
     modality: str = ""      # "" = from the data layout or the preset
     sequence: str = "all"   # BraTS folders: every sequence is a volume (paper Table 1)
+    per_volume: tuple[int, ...] = ()  # this entry's (large, medium, small) cube counts
+    subsets: tuple[int, ...] = ()     # LUNA16: only cases under these subset<N>/ folders
 
     def __post_init__(self) -> None:
         check_choice("preset of unlabeled data", self.preset, ("ct", "mri"))
+        for name in ("per_volume", "subsets"):
+            value = getattr(self, name)
+            if isinstance(value, list):
+                object.__setattr__(self, name, tuple(value))
+            if any(isinstance(v, bool) or not isinstance(v, int) or v < 0
+                   for v in getattr(self, name)):
+                raise ConfigError(f"{name} of {self.path} must be integers >= 0, not {value!r}")
+        if self.per_volume and len(self.per_volume) != 3:
+            raise ConfigError(f"per_volume of {self.path} must be 3 counts (large, medium, "
+                              f"small), not {list(self.per_volume)}")
+
+    def keeps(self, path: Path) -> bool:
+        """Whether a scan at ``path`` passes the ``subsets`` selector."""
+        if not self.subsets:
+            return True
+        wanted = {f"subset{n}" for n in self.subsets}
+        return any(part.lower() in wanted for part in path.parts)
 
 
 @dataclass(frozen=True)
@@ -62,12 +101,22 @@ class Pretraining:
     data: tuple[UnlabeledSource, ...] = ()
     spacing: tuple[float, ...] = ()
     cubes: Mapping[str, Any] = field(default_factory=dict)
-    methods: tuple[str, ...] = ("sar",)
+    methods: tuple[str, ...] = ("sar",)     # methods and/or variant names
     options: Mapping[str, Any] = field(default_factory=dict)
+    method_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    variants: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        for name, variant in self.variants.items():
+            if name in METHODS or not isinstance(variant, Mapping) or "method" not in variant:
+                raise ConfigError(f"variant {name!r} needs a new name and a 'method' "
+                                  f"(one of {', '.join(METHODS)})")
+            check_choice(f"method of variant {name}", variant["method"], tuple(METHODS))
         for method in self.methods:
-            check_choice("pre-training method", method, tuple(METHODS))
+            if method not in self.variants:
+                check_choice("pre-training method", method, tuple(METHODS))
+        for method in self.method_options:
+            check_choice("method_options key", method, tuple(METHODS))
         if len(set(self.methods)) != len(self.methods):
             raise ConfigError(f"pre-training methods repeat: {list(self.methods)}")
         if self.methods and not self.data:
@@ -75,12 +124,23 @@ class Pretraining:
         if "method" in self.options:
             raise ConfigError("pretraining.options must not set 'method'; list methods instead")
 
+    def run_options(self, name: str) -> tuple[str, dict[str, Any], dict[str, Any]]:
+        """(method, options, cube overrides) of the pre-training run ``name``: the shared
+        options, then the method's ``method_options``, then the variant's own."""
+        variant = dict(self.variants.get(name, {}))
+        method = variant.pop("method", name)
+        cubes = dict(variant.pop("cubes", {}) or {})
+        options = {**dict(self.options), **dict(self.method_options.get(method, {})),
+                   **variant}
+        return method, options, cubes
+
 
 @dataclass(frozen=True)
 class Finetuning:
     inits: tuple[str, ...] = ("scratch",)
     label_fractions: tuple[float, ...] = (1.0,)
     fraction_inits: tuple[str, ...] = ()   # () = every init gets every fraction
+    seeds: tuple[int, ...] = ()            # () = the experiment's seed, run once
     settings: Mapping[str, Any] = field(default_factory=dict)  # FinetuneConfig fields
 
     def __post_init__(self) -> None:
@@ -94,6 +154,10 @@ class Finetuning:
                 for f in self.label_fractions):
             raise ConfigError(f"label_fractions must be numbers in (0, 1], not "
                               f"{self.label_fractions!r}")
+        if len(set(self.seeds)) != len(self.seeds) or any(
+                isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in self.seeds):
+            raise ConfigError(f"finetuning.seeds must be distinct integers >= 0, not "
+                              f"{self.seeds!r}")
 
     def runs(self) -> list[tuple[str, float]]:
         """(init, fraction) pairs in report order: all inits at 1.0 first."""
@@ -119,6 +183,7 @@ class ExperimentConfig:
     output: str = ""
     segmentation: Mapping[str, Any] = field(default_factory=dict)
     evaluation: Mapping[str, Any] = field(default_factory=dict)
+    study: Mapping[str, Any] = field(default_factory=dict)  # see the module docstring
 
     def __post_init__(self) -> None:
         if isinstance(self.cpu_threads, bool) or not isinstance(self.cpu_threads, int) \
@@ -132,9 +197,24 @@ class ExperimentConfig:
                               hint=f"add them to pretraining.methods "
                                    f"({', '.join(self.pretraining.methods) or 'none'}) or "
                                    "use 'scratch'")
+        study = dict(self.study)
+        unknown_keys = sorted(set(study) - {"reference", "against", "export", "target_dice"})
+        if unknown_keys:
+            raise ConfigError(f"study has unknown option(s) {unknown_keys}",
+                              hint="known: reference, against, export, target_dice")
+        named = [study.get("reference", "sar"), *study.get("against", [])] if study else []
+        stray = [i for i in named if i not in self.finetuning.inits]
+        if stray:
+            raise ConfigError(f"study compares {stray}, which finetuning.inits lacks")
+
+    @property
+    def seeds(self) -> tuple[int, ...]:
+        """The fine-tuning seeds: ``finetuning.seeds`` or the experiment's one seed."""
+        return tuple(self.finetuning.seeds) or (self.seed,)
 
     def finetune_config(self, init: str, fraction: float, data_root: Path,
-                        init_path: Path | None, cache_dir: Path) -> FinetuneConfig:
+                        init_path: Path | None, cache_dir: Path,
+                        seed: int | None = None) -> FinetuneConfig:
         """The fine-tuning settings of one (init, label fraction) run."""
         settings = dict(self.finetuning.settings)
         # A fair comparison: scratch gets the width the methods were pre-trained at, and a
@@ -143,6 +223,8 @@ class ExperimentConfig:
             self.pretraining.options.get("width_divisor", 1)
         if init == "scratch":
             settings["width_divisor"] = width
+        if seed is not None:
+            settings["seed"] = seed
         settings.setdefault("seed", self.seed)
         settings.setdefault("device", self.device)
         settings["data"] = str(resolve(data_root, settings.get("data", "")))
@@ -195,18 +277,47 @@ def _finetuning(data: dict[str, Any], source: str) -> Finetuning:
     return from_mapping(Finetuning, {**mine, "settings": data}, source=f"{source}: finetuning")
 
 
-def load_experiment(path: str | Path) -> ExperimentConfig:
-    """Read and check an experiment file (errors name the file and the option)."""
+def apply_overrides(raw: Mapping[str, Any], overrides: Sequence[str],
+                    source: str = "--set") -> dict[str, Any]:
+    """``raw`` with each ``dotted.key=value`` of ``overrides`` set (values read as YAML)."""
+    import yaml
+
+    result = copy.deepcopy(dict(raw))
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"{source} {item!r} is not KEY=VALUE",
+                              hint="e.g. --set finetuning.max_steps=4")
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{source} {item!r}: the value is not YAML ({exc})") from exc
+        node = result
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                raise ConfigError(f"{source} {item!r}: {part} is not a section")
+            node = child
+        node[parts[-1]] = value
+    return result
+
+
+def load_experiment(path: str | Path, overrides: Sequence[str] = ()) -> ExperimentConfig:
+    """Read and check an experiment file (errors name the file and the option);
+    ``overrides`` are ``dotted.key=value`` strings applied first (``--set``)."""
     try:
-        return _load(path)
+        return _load(path, overrides)
     except ConfigError as exc:
         if exc.path is not None:
             raise
         raise ConfigError(exc.problem, path, exc.hint) from exc
 
 
-def _load(path: str | Path) -> ExperimentConfig:
-    raw = load_config_file(path)
+def _load(path: str | Path, overrides: Sequence[str] = ()) -> ExperimentConfig:
+    raw = apply_overrides(load_config_file(path), overrides)
     source = str(path)
     top = dict(raw)
     pretraining = _pretraining(_section(top, "pretraining"), source)

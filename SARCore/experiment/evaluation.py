@@ -111,6 +111,23 @@ def _scores(runs: Mapping[str, dict[str, Any]], predictions: Mapping[str, Any],
     return scores
 
 
+def trial_name(config: ExperimentConfig, run: Mapping[str, Any], split: str) -> str:
+    """A split's name in the tables: ``fold_0``, or ``seed1/fold_0`` with several seeds."""
+    return f"seed{run['seed']}/{split}" if len(config.seeds) > 1 else split
+
+
+def merged_scores(config: ExperimentConfig, runs: Mapping[str, dict[str, Any]],
+                  scores: Mapping[str, Mapping[str, list[CaseScore]]], fraction: float
+                  ) -> dict[str, dict[str, list[CaseScore]]]:
+    """``{init display name: {trial: scores}}`` at one label fraction, seeds merged."""
+    merged: dict[str, dict[str, list[CaseScore]]] = {}
+    for key, run in runs.items():
+        if run["fraction"] == fraction:
+            merged.setdefault(display_name(run["init"]), {}).update(
+                {trial_name(config, run, split): value for split, value in scores[key].items()})
+    return merged
+
+
 def _split_mean(scores: Sequence[CaseScore]) -> float:
     """Mean Dice over a split's test cases and classes (Table 4's "Tumor_all"/"Average")."""
     values = [s.dice for s in scores if not math.isnan(s.dice)]
@@ -121,7 +138,7 @@ def _evaluate(config: ExperimentConfig, runs: Mapping[str, dict[str, Any]],
               predictions: Mapping[str, Any], out: Path) -> dict[str, Any]:
     classes = _classes(config)
     scores = _scores(runs, predictions, classes, out / "truth")
-    full = {display_name(r["init"]): scores[k] for k, r in runs.items() if r["fraction"] == 1.0}
+    full = merged_scores(config, runs, scores, 1.0)
     options = dict(config.evaluation)
     size_label = options.get("size_label") or classes[0].name
     thresholds = tuple(options["size_thresholds"]) if options.get("size_thresholds") else None
@@ -129,15 +146,17 @@ def _evaluate(config: ExperimentConfig, runs: Mapping[str, dict[str, Any]],
     report = write_report(out, full, size_label, thresholds, reference,
                           bool(options.get("welch", False)))
     files = [str(p) for p in report.files]
-    curves = {display_name(r["init"]): [str(Path(r["folder"]) / s["name"] / "metrics.csv")
-                                        for s in r["splits"]]
-              for r in runs.values() if r["fraction"] == 1.0}
+    curves: dict[str, list[str]] = {}
+    for run in runs.values():
+        if run["fraction"] == 1.0:
+            curves.setdefault(display_name(run["init"]), []).extend(
+                str(Path(run["folder"]) / s["name"] / "metrics.csv") for s in run["splits"])
     files.append(str(plot_loss_curves(curves, out / "finetune_loss_curves.png",
                                       "Fine-tuning loss (cf. the paper's Fig. 3)")))
     efficiency: dict[str, dict[float, list[float]]] = {}
     for key, run in runs.items():
-        efficiency.setdefault(display_name(run["init"]), {})[run["fraction"]] = [
-            _split_mean(s) for s in scores[key].values()]
+        efficiency.setdefault(display_name(run["init"]), {}).setdefault(
+            run["fraction"], []).extend(_split_mean(s) for s in scores[key].values())
     if len({r["fraction"] for r in runs.values()}) > 1:
         table = {config.name: efficiency}
         for name, text in (("table4.md", table4_markdown(table)), ("table4.csv", table4_csv(table))):
@@ -153,6 +172,13 @@ def _evaluate(config: ExperimentConfig, runs: Mapping[str, dict[str, Any]],
                "efficiency": {m: {str(f): v for f, v in by.items()}
                               for m, by in efficiency.items()},
                "files": files}
+    if config.study:
+        from SARCore.experiment.study import write_study
+
+        study = write_study(config, runs, scores, out)
+        summary["study"] = {k: study[k] for k in ("best", "best_mean_dice", "summary",
+                                                  "answer", "model") if k in study}
+        files.append(str(out / "study.md"))
     write_json_atomic(out / "summary.json", summary)
     return summary
 
@@ -164,5 +190,7 @@ def run_evaluation(config: ExperimentConfig, runs: Mapping[str, dict[str, Any]],
     folder = out / "evaluation"
     settings = {"segmentations": {k: book.read(f"segment-{k}")["fingerprint"] for k in runs},
                 "evaluation": dict(config.evaluation)}
+    if config.study:
+        settings["study"] = dict(config.study)
     return book.run("evaluate", settings, lambda: _evaluate(config, runs, predictions, folder),
                     folder)

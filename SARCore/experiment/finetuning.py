@@ -19,8 +19,10 @@ from SARCore.finetune.data import find_labeled_cases
 from SARCore.progress import Reporter
 
 
-def run_key(init: str, fraction: float) -> str:
-    return f"{init}-{fraction_label(fraction)}"
+def run_key(init: str, fraction: float, seed: int | None = None) -> str:
+    """``sar-all``; with several fine-tuning seeds ``sar-all-seed1``."""
+    key = f"{init}-{fraction_label(fraction)}"
+    return key if seed is None else f"{key}-seed{seed}"
 
 
 def check_disjoint(config: ExperimentConfig, data_root: Path, pretrained_inputs: list[str],
@@ -41,21 +43,33 @@ def run_finetuning(config: ExperimentConfig, data_root: Path, out: Path,
                    reporter: Reporter) -> dict[str, dict[str, Any]]:
     """Fine-tuning outputs per run key (``init-fraction``), in report order."""
     cache = out / "finetuning" / "cache"
+    seeds = config.seeds
     runs = {}
     for init, fraction in config.finetuning.runs():
-        model = Path(pretrained[init]["model"]) if init != "scratch" else None
-        ft_config = config.finetune_config(init, fraction, data_root, model, cache)
-        folder = out / "finetuning" / init / fraction_label(fraction)
-
-        def work(c=ft_config, f=folder) -> dict[str, Any]:
-            result = finetune(c, f, resume=True, reporter=reporter)
-            return {"folder": str(f), "model": result.model_path,
-                    "splits": [vars(s) for s in result.splits],
-                    "test_cases": result.test_cases}
-
-        settings = {"finetuning": dict(config.finetuning.settings), "init": init,
-                    "fraction": fraction, "seed": ft_config.seed,
-                    "pretrained": pretrained[init]["fingerprint"] if model else "scratch"}
-        done = book.run(f"finetune-{run_key(init, fraction)}", settings, work, folder)
-        runs[run_key(init, fraction)] = {**done, "init": init, "fraction": fraction}
+        for seed in seeds:
+            several = len(seeds) > 1
+            key = run_key(init, fraction, seed if several else None)
+            folder = out / "finetuning" / init / fraction_label(fraction)
+            folder = folder / f"seed_{seed}" if several else folder
+            done = _finetune_one(config, data_root, init, fraction, seed if several else None,
+                                 pretrained, cache, folder, key, book, reporter)
+            runs[key] = {**done, "init": init, "fraction": fraction, "seed": seed}
     return runs
+
+
+def _finetune_one(config: ExperimentConfig, data_root: Path, init: str, fraction: float,
+                  seed: int | None, pretrained: dict[str, dict[str, Any]], cache: Path,
+                  folder: Path, key: str, book: StageBook, reporter: Reporter
+                  ) -> dict[str, Any]:
+    model = Path(pretrained[init]["model"]) if init != "scratch" else None
+    ft_config = config.finetune_config(init, fraction, data_root, model, cache, seed)
+
+    def work() -> dict[str, Any]:
+        result = finetune(ft_config, folder, resume=True, reporter=reporter)
+        return {"folder": str(folder), "model": result.model_path,
+                "splits": [vars(s) for s in result.splits], "test_cases": result.test_cases}
+
+    settings = {"finetuning": dict(config.finetuning.settings), "init": init,
+                "fraction": fraction, "seed": ft_config.seed,
+                "pretrained": pretrained[init]["fingerprint"] if model else "scratch"}
+    return book.run(f"finetune-{key}", settings, work, folder)

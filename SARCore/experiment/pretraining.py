@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from SARCore.cubes import CubeConfig, build_cubes
+from SARCore.cubes.generator import cube_counts_text
 from SARCore.errors import DataError
 from SARCore.experiment.config import ExperimentConfig, UnlabeledSource, resolve
 from SARCore.experiment.stages import StageBook
@@ -35,6 +36,10 @@ def _preprocess_source(source: UnlabeledSource, index: int, config: ExperimentCo
     spacing = tuple(config.pretraining.spacing) or None
     preset = get_preset(source.preset, target_spacing=spacing)
     cases = discover_cases([path], sequence=source.sequence, modality=source.modality or None)
+    cases = [c for c in cases if source.keeps(c.source)]
+    if not cases:
+        raise DataError(f"no scan under subset folders {list(source.subsets)}", path,
+                        "LUNA16 keeps its scans in subset0 ... subset9 folders")
     report = preprocess_cases(cases, folder, preset, reporter)
     for failure in report.failed:
         reporter.log(f"unlabeled case skipped: {failure.case_id}: {failure.reason}")
@@ -53,31 +58,56 @@ def run_pretraining(config: ExperimentConfig, data_root: Path, out: Path, book: 
         return {}
     folders, stamps = [], []
     for index, source in enumerate(plan.data):
-        settings = {"source": vars(source), "spacing": list(plan.spacing)}
+        described = {k: v for k, v in vars(source).items()
+                     if k != "per_volume" and not (k == "subsets" and not v)}
+        settings = {"source": described, "spacing": list(plan.spacing)}
         done = book.run(f"preprocess-{index}-{_slug(source.path)}", settings,
                         lambda s=source, i=index: _preprocess_source(s, i, config, data_root,
                                                                      out, reporter))
         folders.append(done["folder"])
         stamps.append(done["fingerprint"])
-    cube_config = CubeConfig.from_dict({"seed": config.seed, **dict(plan.cubes)})
-    cubes_dir = out / "pretraining" / "cubes"
+    per_volume = [list(s.per_volume) or None for s in plan.data]
+    stores: dict[str, dict[str, Any]] = {}
+    results = {}
+    for name in plan.methods:
+        _, _, own_cubes = plan.run_options(name)
+        key = f"cubes-{name}" if own_cubes else "cubes"
+        if key not in stores:
+            # A variant's own per_volume wins over the entries' (e.g. genesis-mg).
+            counts = [None] * len(folders) if "per_volume" in own_cubes else per_volume
+            stores[key] = _cube_store(key, {**dict(plan.cubes), **own_cubes}, folders, stamps,
+                                      counts, config, out, book, reporter)
+        results[name] = _pretrain_method(name, config, stores[key], out, book, reporter)
+    return results
+
+
+def _cube_store(key: str, options: dict[str, Any], folders: list[str], stamps: list[str],
+                per_volume: list[list[int] | None], config: ExperimentConfig, out: Path,
+                book: StageBook, reporter: Reporter) -> dict[str, Any]:
+    """One cube store (``cubes``, or a variant's own ``cubes-<name>``), built once."""
+    cube_config = CubeConfig.from_dict({"seed": config.seed, **options})
+    cubes_dir = out / "pretraining" / key.replace("-", "_", 1)
 
     def make_cubes() -> dict[str, Any]:
-        info = build_cubes(folders, cubes_dir, cube_config, reporter)
+        info = build_cubes(folders, cubes_dir, cube_config, reporter, per_volume)
+        reporter.log(f"{key}: {info.count} cubes; "
+                     f"{cube_counts_text(info.per_scale, info.per_modality)}")
         return {"folder": str(cubes_dir), "count": info.count, "per_scale": info.per_scale,
                 "per_modality": info.per_modality, "cases": len(info.cases)}
 
-    cubes = book.run("cubes", {"inputs": stamps, "cubes": cube_config.to_dict()}, make_cubes)
-    return {method: _pretrain_method(method, config, cubes, out, book, reporter)
-            for method in plan.methods}
+    settings: dict[str, Any] = {"inputs": stamps, "cubes": cube_config.to_dict()}
+    if any(per_volume):
+        settings["per_volume"] = per_volume
+    return book.run(key, settings, make_cubes)
 
 
-def _pretrain_method(method: str, config: ExperimentConfig, cubes: dict[str, Any], out: Path,
+def _pretrain_method(name: str, config: ExperimentConfig, cubes: dict[str, Any], out: Path,
                      book: StageBook, reporter: Reporter) -> dict[str, Any]:
+    method, own, _ = config.pretraining.run_options(name)
     options = {"seed": config.seed, "device": config.device,
-               "name": f"{config.name}-{method}", **dict(config.pretraining.options)}
-    pretrain_config = config_from_mapping(options, "pretraining.options", {"method": method})
-    folder = out / "pretraining" / method
+               "name": f"{config.name}-{name}", **own}
+    pretrain_config = config_from_mapping(options, f"pretraining ({name})", {"method": method})
+    folder = out / "pretraining" / name
 
     def work() -> dict[str, Any]:
         resume = (folder / CHECKPOINT_NAME).is_file()
@@ -89,4 +119,4 @@ def _pretrain_method(method: str, config: ExperimentConfig, cubes: dict[str, Any
 
     settings = {"cubes": cubes["fingerprint"], "config": pretrain_config.to_dict()}
     settings["config"]["loop"].pop("device", None)  # where it ran does not change what it is
-    return book.run(f"pretrain-{method}", settings, work, folder)
+    return book.run(f"pretrain-{name}", settings, work, folder)

@@ -110,6 +110,9 @@ def _finetuning(runs: Mapping[str, Any]) -> list[str]:
 
 def _results(evaluation: Mapping[str, Any], out: Path) -> list[str]:
     lines = ["## Results", ""]
+    study = _read(out, "study.md")
+    if study:
+        lines = [study, ""] + lines
     for title, name in (("Dice (%) on the held-apart test cases, like the paper's Table 2",
                          "table2.md"), ("HD95 (mm)", "table2_hd95.md"),
                         (f"t-tests against {evaluation['reference']}", "ttest.md"),

@@ -59,6 +59,7 @@ class PretrainConfig:
     momentum: float = 0.9
     weight_decay: float = 0.0
     val_fraction: float = 0.2                  # share of cases held out for validation
+    balance_modalities: bool = False           # MIAL BCE weighted so CT and MRI count alike
     corruption: Mapping[str, Any] = field(default_factory=dict)  # ModelsGenesis options
     name: str = ""                             # model name in the header ("" -> method)
     rank_digests: bool = False                 # debug: each DDP rank writes its weights' hash
@@ -96,6 +97,9 @@ class PretrainConfig:
         corruption_config(self.corruption)  # refuse bad options now, not at the first step
         if not isinstance(self.loop, LoopConfig):
             raise ConfigError(f"loop must be loop settings, not {self.loop!r}")
+        if not isinstance(self.balance_modalities, bool):
+            raise ConfigError(f"balance_modalities must be true or false, not "
+                              f"{self.balance_modalities!r}")
         if not isinstance(self.name, str):
             raise ConfigError(f"name must be text, not {self.name!r}")
 

@@ -76,6 +76,10 @@ class PretrainObjective(nn.Module):
             self.head = self.task.build_head(channels, divisor)
         self.corruption = (ModelsGenesisCorruption(corruption_config(config.corruption))
                            if self.spec.restoration else None)
+        # Class-balanced MIAL loss (optional): CT cubes weighted by n_MRI / n_CT, set by
+        # set_modality_counts; 1 leaves the BCE as the paper has it.
+        self.balance_modalities = bool(config.balance_modalities)
+        self.register_buffer("ct_weight", torch.ones(()), persistent=False)
         # DDP must not wait for gradients of the decoder that encoder-only tasks never use.
         self.find_unused_parameters = self.spec.encoder_only
 
@@ -99,10 +103,19 @@ class PretrainObjective(nn.Module):
         if self.discriminator is not None:
             logit = self.discriminator([reverse_gradient(tap) for tap in taps]).float()
             is_ct = (batch["modality"] == CT).float()
-            terms["adversarial"] = F.binary_cross_entropy_with_logits(logit, is_ct)
+            terms["adversarial"] = F.binary_cross_entropy_with_logits(
+                logit, is_ct, pos_weight=self.ct_weight)
             terms["disc_acc"] = _accuracy((logit > 0).float() == is_ct)
             loss = loss + self.weights["adversarial"] * terms["adversarial"]
         return {"loss": loss, **terms}
+
+    def set_modality_counts(self, n_ct: int, n_mri: int) -> float:
+        """With ``balance_modalities``, weight CT cubes by ``n_mri / n_ct`` in the MIAL BCE
+        (a CT:MRI imbalance otherwise lets the discriminator win by guessing the larger
+        class). Returns the weight in use."""
+        if self.balance_modalities and n_ct > 0 and n_mri > 0:
+            self.ct_weight.fill_(n_mri / n_ct)
+        return float(self.ct_weight)
 
     def model_state_dict(self) -> dict[str, Tensor]:
         """What the model file keeps: U-Net (encoder only for baselines) and the heads."""

@@ -128,6 +128,11 @@ def pretrain(config: PretrainConfig, cubes_dir: str | Path, out_dir: str | Path,
     _prepare_out_dir(out_dir, config, resume)
     torch.manual_seed(config.loop.seed)  # the initial weights depend on the seed only
     objective = PretrainObjective(config)
+    if objective.discriminator is not None:
+        codes = data.train.modalities
+        weight = objective.set_modality_counts(int((codes == 0).sum()), int((codes == 1).sum()))
+        if config.balance_modalities:
+            reporter.log(f"modality loss balanced: CT cubes weigh {weight:.3g}")
     model_path = out_dir / MODEL_NAME
 
     def save_best(best: nn.Module, row: dict[str, Any]) -> None:
