@@ -133,8 +133,8 @@ def test_terms_report_accuracies(small_real_cubes_dir):
     objective = PretrainObjective(config_from_mapping({"method": "sar", "width_divisor": 8}))
     with one_torch_thread(), torch.no_grad():
         terms = objective.eval()(batch, torch.Generator().manual_seed(0))
-    assert set(terms) == {"loss", "restoration", "scale", "scale_acc", "adversarial",
-                          "disc_acc"}
+    assert set(terms) == {"loss", "monitor", "restoration", "scale", "scale_acc",
+                          "adversarial", "disc_acc"}
     for key in ("scale_acc", "disc_acc"):
         assert 0.0 <= float(terms[key]) <= 1.0
     expected = 10 * terms["restoration"] + terms["scale"] + terms["adversarial"]
