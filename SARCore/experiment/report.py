@@ -100,10 +100,11 @@ def _pretraining(pretrained: Mapping[str, Any], out: Path) -> list[str]:
 def _finetuning(runs: Mapping[str, Any]) -> list[str]:
     lines = ["## Fine-tuning", "", "| init | label fraction | trial/fold | steps | epochs | "
              "best validation Dice loss | test cases |", "|---|---|---|---:|---:|---:|---|"]
-    for run in runs.values():
+    for key, run in runs.items():
+        prefix = f"seed{run['seed']}/" if "-seed" in key else ""
         for split in run["splits"]:
             lines.append(f"| {display_name(run['init'])} | {fraction_name(run['fraction'])} | "
-                         f"{split['name']} | {split['steps']} | {split['epochs']} | "
+                         f"{prefix}{split['name']} | {split['steps']} | {split['epochs']} | "
                          f"{split['best_val_loss']:.4f} | {', '.join(split['test'])} |")
     return lines + [""]
 
