@@ -16,7 +16,7 @@ _FIELDS = {"data": "data", "init": "init", "sequence": "sequences", "labels": "l
            "label_fraction": "label_fraction", "seed": "seed", "trials": "trials",
            "folds": "folds", "epochs": "epochs", "max_steps": "max_steps",
            "batch_size": "batch_size", "width_divisor": "width_divisor", "device": "device",
-           "loss": "loss", "cache_dir": "cache_dir", "name": "name"}
+           "loss": "loss", "cache_dir": "cache_dir", "name": "name", "compile": "compile"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -55,6 +55,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(default OUT/cache)")
     add("--name", help="model name written in the header (default: the output folder's)")
     add("--resume", action="store_true", help="continue the run in --out after a stop")
+    add("--compile", action="store_true", default=None,
+        help="torch.compile the network (first steps slower; see docs/distributed.md)")
     add("--config", metavar="FILE", help="YAML/JSON file of fine-tuning options; options on "
         "the command line win")
 
