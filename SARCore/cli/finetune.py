@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from typing import Any
 
 from SARCore.progress import Reporter
@@ -80,6 +81,8 @@ def run(args: argparse.Namespace, reporter: Reporter) -> int:
 
     config = from_mapping(FinetuneConfig, _options(args), source=args.config or "command line")
     result = finetune(config, args.out, resume=args.resume, reporter=reporter)
+    if os.environ.get("RANK", "0") != "0":
+        return 0  # under torchrun only rank 0 reports
     for split in result.splits:
         reporter.log(f"{split.name}: best validation loss {split.best_val_loss:.4f} at epoch "
                      f"{split.best_epoch}; {len(split.test)} test case(s) kept apart")

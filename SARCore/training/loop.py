@@ -30,7 +30,7 @@ from SARCore.errors import CheckpointError
 from SARCore.progress import NullReporter, Reporter
 from SARCore.training import checkpoint as ckpt
 from SARCore.training.batchnorm_stats import recalibrate_batchnorm
-from SARCore.training.device import bf16_is_native, resolve_device
+from SARCore.training.device import bf16_is_native, resolve_device, to_channels_last
 from SARCore.training.distributed import (
     broadcast_flag,
     cleanup,
@@ -126,7 +126,7 @@ class _Run:
             objective = convert_sync_batchnorm(objective, self.device)
         self.objective = objective.to(self.device)
         if config.channels_last:
-            self.objective = self.objective.to(memory_format=torch.channels_last_3d)
+            self.objective = to_channels_last(self.objective)
         self.optimizer = optimizer_factory(self.objective)
         self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
             self.optimizer, factor=config.plateau_factor, patience=config.plateau_patience,
