@@ -90,6 +90,8 @@ def process_group(device: torch.device) -> Iterator[tuple[DistInfo, torch.device
     info, device = init_distributed(device)
     try:
         yield info, device
+        if created:  # no rank may tear down while a peer still sends (gloo aborts then)
+            barrier(info)
     finally:
         if created:
             cleanup(info)

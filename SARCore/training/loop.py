@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ from SARCore.training import checkpoint as ckpt
 from SARCore.training.batchnorm_stats import recalibrate_batchnorm
 from SARCore.training.device import bf16_is_native, resolve_device, to_channels_last
 from SARCore.training.distributed import (
+    barrier,
     broadcast_flag,
     cleanup,
     gather_objects,
@@ -163,7 +165,8 @@ class _Run:
             model = nn.parallel.DistributedDataParallel(model, device_ids=ids,
                                                         find_unused_parameters=unused)
         if self.config.compile:
-            model = torch.compile(model)  # type: ignore[assignment]
+            backend = os.environ.get("SAR_COMPILE_BACKEND", "inductor")  # aot_eager: debug
+            model = torch.compile(model, backend=backend)  # type: ignore[assignment]
         return model
 
     @property
@@ -373,6 +376,8 @@ def train(objective: nn.Module, optimizer_factory: Callable[[nn.Module], Any],
             stopped_early = run.end_epoch(time.monotonic() - started)
             if not finished or (config.max_steps and run.global_step >= config.max_steps):
                 break
+        if owns_group:  # every rank done sending before the group goes (see process_group)
+            barrier(run.info)
         return TrainResult(run.stopper.best, run.stopper.best_epoch, run.epoch, run.global_step,
                            stopped_early, run.history)
     finally:
