@@ -1,17 +1,21 @@
 """The training loop under ``torchrun --nproc_per_node=2`` (gloo, CPU) on a toy objective:
 validation counts every item exactly once, and the checkpoint keeps each rank's own
-random stream."""
+random stream; loaders keep their workers across passes."""
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import torch
 from pretrain_data import subprocess_env
+from torch.utils.data import Dataset
 
+from SARCore.training.loaders import PassLoader
 from SARCore.training.sampler import ShardSampler
 
 SCRIPT = Path(__file__).with_name("ddp_loop_script.py")
@@ -42,3 +46,31 @@ def test_two_ranks_validate_each_item_once_and_keep_own_generators(tmp_path):
     generators = ranks[0]["generators"]
     assert len(generators) == 2 and generators[0] != generators[1]
     assert ranks[1]["generators"] == generators
+
+
+class EpochItems(Dataset):
+    """Item ``i`` reports the epoch its copy of the dataset was set to and its process."""
+
+    def __init__(self) -> None:
+        self.epoch = -1
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return 4
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        return {"epoch": torch.tensor(self.epoch), "index": torch.tensor(index),
+                "pid": torch.tensor(os.getpid())}
+
+
+def test_pass_loader_keeps_its_worker_and_tells_it_the_epoch():
+    loader = PassLoader(EpochItems(), batch_size=2, num_workers=1, pin_memory=False,
+                        drop_last=False, seed=0)
+    passes = [list(loader.iterate(sampler, epoch))
+              for sampler, epoch in (([0, 1, 2], 0), ([3], 1), ([1, 0], 5))]
+    assert [[int(i) for b in p for i in b["index"]] for p in passes] == [[0, 1, 2], [3], [1, 0]]
+    assert [{int(e) for b in p for e in b["epoch"]} for p in passes] == [{0}, {1}, {5}]
+    pids = {int(pid) for p in passes for b in p for pid in b["pid"]}
+    assert len(pids) == 1 and os.getpid() not in pids  # one worker, never restarted

@@ -17,14 +17,14 @@ import logging
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from SARCore.config import check_choice, check_positive, to_dict
 from SARCore.errors import CheckpointError
@@ -41,6 +41,7 @@ from SARCore.training.distributed import (
     init_distributed,
 )
 from SARCore.training.early_stopping import EarlyStopping
+from SARCore.training.loaders import PassLoader
 from SARCore.training.meter import MeanMeter
 from SARCore.training.metrics_log import plot_loss_curves, write_metrics_csv
 from SARCore.training.sampler import ResumableDistributedSampler, ShardSampler
@@ -152,6 +153,7 @@ class _Run:
         self.history: list[dict[str, Any]] = []
         self.meter = MeanMeter(self.device)
         self._last_loss = math.nan
+        self._loaders: dict[tuple[int, bool], PassLoader] = {}
 
     def _wrap(self, objective: nn.Module) -> nn.Module:
         """DDP first, then ``torch.compile`` around it: DDP's optimizer lets Dynamo split
@@ -226,17 +228,17 @@ class _Run:
                  self.global_step)
 
     # -- epochs ------------------------------------------------------------------------
-    def _loader(self, dataset: Dataset, sampler: Any, shuffle: bool = False,
-                drop_last: bool = True) -> DataLoader:
-        # An own generator: without one, every new iterator draws its workers' base seed
-        # from the global torch RNG, so a resumed run (one extra iterator) would diverge.
-        seeds = torch.Generator().manual_seed(
-            (self.config.seed * 1_000_003 + self.epoch) * 1009 + self.info.rank)
-        return DataLoader(dataset, batch_size=self.config.batch_size, sampler=sampler,
-                          shuffle=shuffle, num_workers=self.config.num_workers,
-                          pin_memory=self.device.type == "cuda",
-                          drop_last=drop_last and sampler is not None,
-                          persistent_workers=False, generator=seeds)
+    def _loader(self, dataset: Dataset, sampler: Iterable[int], drop_last: bool = True
+                ) -> Iterator[Any]:
+        """Batches of ``sampler``'s items from the run's loader for ``dataset``, whose
+        workers persist across epochs and passes (see :mod:`.loaders`)."""
+        key = (id(dataset), drop_last)
+        if key not in self._loaders:
+            self._loaders[key] = PassLoader(
+                dataset, self.config.batch_size, self.config.num_workers,
+                self.device.type == "cuda", drop_last,
+                seed=self.config.seed * 1_000_003 * 1009 + self.info.rank)
+        return self._loaders[key].iterate(sampler, self.epoch)
 
     def train_epoch(self) -> bool:
         """Runs the rest of the current epoch; False when max_steps cut it short."""
@@ -317,8 +319,8 @@ class _Run:
         generator = torch.Generator(device=self.device)
         generator.manual_seed(self.config.seed + 1_000_003)  # same corruptions every epoch
         meter = MeanMeter(self.device)
-        sampler = (ShardSampler(len(self.val_set), self.info.world_size,  # type: ignore[arg-type]
-                                self.info.rank) if self.info.enabled else None)
+        sampler = ShardSampler(len(self.val_set), self.info.world_size,  # type: ignore[arg-type]
+                               self.info.rank)
         for batch in self._loader(self.val_set, sampler, drop_last=False):
             batch = _to_device(batch, self.device, self.config.channels_last)
             with self.autocast:
