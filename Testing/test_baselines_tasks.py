@@ -144,3 +144,15 @@ def test_bad_task_settings_raise_config_error():
         tasks.CPCTask(context_rows=0)
     with pytest.raises(ConfigError, match="n_permutations"):
         tasks.JigsawTask(n_permutations=1)
+
+
+def test_cpc_gru_runs_in_float32_under_bf16_autocast():
+    head = CPCHead(64, n_targets=2, width_divisor=8)
+    codes = torch.randn(3, 10, head.code_size, dtype=torch.bfloat16, requires_grad=True)
+    seen = []
+    head.context.register_forward_hook(lambda m, args, out: seen.append(args[0].dtype))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = head.predict(codes)
+    assert seen == [torch.float32]
+    out.float().sum().backward()
+    assert codes.grad is not None and torch.isfinite(codes.grad.float()).all()

@@ -174,3 +174,16 @@ def test_wrong_modality_and_channel_count_are_refused(tmp_path, brats2015_cases,
     report = segment_cases([flair_crop], unnamed, tmp_path / "out2")
     assert "expects 2 input channels but its header names no 'sequences'" in \
         report.failed[0]["error"]
+
+
+def test_plan_keeps_every_tensor_under_2_31_elements(flair_model) -> None:
+    """A huge memory budget (a large GPU) must not plan a window batch whose widest
+    activation passes 2**31 elements (32-bit indexing limits in conv kernels)."""
+    from SARCore.inference.runtime import MAX_TENSOR_ELEMENTS
+
+    segmenter = Segmenter(load_segmentation_model(flair_model), SegmentOptions(memory_gb=4096))
+    channels = segmenter.model.net.encoder_channels[0]
+    window, batch = segmenter.plan((1200, 1200, 1200))
+    assert batch * channels * window[0] * window[1] * window[2] <= MAX_TENSOR_ELEMENTS
+    smaller, one = segmenter.smaller_plan((1200, 1200, 1200), window, 1)
+    assert one == 1 and smaller[0] * smaller[1] * smaller[2] < window[0] * window[1] * window[2]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from typing import Any
 
 from SARCore.progress import Reporter
@@ -16,7 +17,7 @@ _FIELDS = {"data": "data", "init": "init", "sequence": "sequences", "labels": "l
            "label_fraction": "label_fraction", "seed": "seed", "trials": "trials",
            "folds": "folds", "epochs": "epochs", "max_steps": "max_steps",
            "batch_size": "batch_size", "width_divisor": "width_divisor", "device": "device",
-           "loss": "loss", "cache_dir": "cache_dir", "name": "name"}
+           "loss": "loss", "cache_dir": "cache_dir", "name": "name", "compile": "compile"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -56,6 +57,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(default OUT/cache)")
     add("--name", help="model name written in the header (default: the output folder's)")
     add("--resume", action="store_true", help="continue the run in --out after a stop")
+    add("--compile", action="store_true", default=None,
+        help="torch.compile the network (first steps slower; see docs/distributed.md)")
     add("--config", metavar="FILE", help="YAML/JSON file of fine-tuning options; options on "
         "the command line win")
 
@@ -79,6 +82,8 @@ def run(args: argparse.Namespace, reporter: Reporter) -> int:
 
     config = from_mapping(FinetuneConfig, _options(args), source=args.config or "command line")
     result = finetune(config, args.out, resume=args.resume, reporter=reporter)
+    if os.environ.get("RANK", "0") != "0":
+        return 0  # under torchrun only rank 0 reports
     for split in result.splits:
         reporter.log(f"{split.name}: best validation loss {split.best_val_loss:.4f} at epoch "
                      f"{split.best_epoch}; {len(split.test)} test case(s) kept apart")

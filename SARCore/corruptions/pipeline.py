@@ -102,6 +102,10 @@ def validate_batch(batch: object) -> Tensor:
     check_paintable(spatial)
     if batch.shape[0] == 0:
         return batch
+    if batch.device.type != "cpu":
+        # Reading the range back would stall the GPU's queue every batch; cube stores
+        # and preprocessing already hold [0, 1] data, so clamp the resampling overshoot.
+        return batch.clamp(0, 1)
     low, high = (float(v) for v in torch.aminmax(batch))
     if not (low >= -RANGE_TOLERANCE and high <= 1 + RANGE_TOLERANCE):
         raise DataError(f"cube values must lie in [0, 1], found [{low:.4g}, {high:.4g}]",

@@ -62,6 +62,7 @@ class FinetuneConfig:
     device: str = "auto"
     amp: str = "auto"
     channels_last: bool = True          # channels_last_3d: ~1.3x faster training on CPU
+    compile: bool = False               # torch.compile the network (after the DDP wrap)
     num_workers: int = 0
     checkpoint_every: int = 0
     cache_dir: str = ""                 # preprocessed volumes; "" = <out>/cache
@@ -104,7 +105,7 @@ class FinetuneConfig:
             _check_count(name, getattr(self, name))
         if self.folds == 1:
             raise ConfigError("folds must be 0 (no cross-validation) or at least 2")
-        for name in ("include_background", "transfer_head", "channels_last"):
+        for name in ("include_background", "transfer_head", "channels_last", "compile"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name} must be true or false, not {getattr(self, name)!r}")
         for name in ("foreground_fraction", "flip_probability"):

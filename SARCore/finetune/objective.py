@@ -12,11 +12,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from SARCore.losses.dice import SegmentationLoss, one_hot, soft_dice
+from SARCore.losses.dice import SegmentationLoss, one_hot, pool_across_ranks, soft_dice
 from SARCore.models.unet3d import UNet3D
 
 
-def hard_dice(logits: torch.Tensor, target: torch.Tensor, activation: str) -> torch.Tensor:
+def hard_dice(logits: torch.Tensor, target: torch.Tensor, activation: str,
+              across_ranks: bool = False) -> torch.Tensor:
     """Batch-pooled Dice of the predicted mask(s); 1 when truth and prediction are empty."""
     if activation == "sigmoid":
         pred = (logits > 0).float()
@@ -24,7 +25,7 @@ def hard_dice(logits: torch.Tensor, target: torch.Tensor, activation: str) -> to
     else:
         n = logits.shape[1]
         pred, truth = one_hot(logits.argmax(1), n)[:, 1:], one_hot(target, n)[:, 1:]
-    return soft_dice(pred, truth, smooth=1e-6).mean()
+    return soft_dice(pred, truth, smooth=1e-6, across_ranks=across_ranks).mean()
 
 
 class SegmentationObjective(nn.Module):
@@ -40,5 +41,6 @@ class SegmentationObjective(nn.Module):
         logits = self.unet(batch["image"])
         terms = self.loss(logits, batch["label"])
         with torch.no_grad():
-            terms["dice"] = hard_dice(logits.float(), batch["label"], self.loss.activation)
+            terms["dice"] = hard_dice(logits.float(), batch["label"], self.loss.activation,
+                                      pool_across_ranks(self))
         return terms

@@ -39,6 +39,8 @@ from SARCore.finetune.splits import Split
 from SARCore.losses.dice import SegmentationLoss
 from SARCore.models.modelfile import load_model_file, save_model_file
 from SARCore.progress import NullReporter, Reporter
+from SARCore.training.device import resolve_device
+from SARCore.training.distributed import DistInfo, on_main, process_group
 from SARCore.training.loop import LoopConfig, train
 
 log = logging.getLogger(__name__)
@@ -103,7 +105,8 @@ def _loop_config(config: FinetuneConfig, seed: int) -> LoopConfig:
                       patience=config.patience, plateau_patience=config.plateau_patience,
                       plateau_factor=config.plateau_factor, checkpoint_every=config.checkpoint_every,
                       seed=seed, device=config.device, amp=config.amp,
-                      channels_last=config.channels_last, num_workers=config.num_workers)
+                      channels_last=config.channels_last, compile=config.compile,
+                      num_workers=config.num_workers)
 
 
 def _datasets(config: FinetuneConfig, split: Split,
@@ -124,14 +127,27 @@ def _write_split_file(folder: Path, split: Split, plan: RunPlan) -> None:
     write_json_atomic(folder / "split.json", data)
 
 
-def _run_split(config: FinetuneConfig, plan: RunPlan, split: Split, out: Path, name: str,
-               volumes: dict[str, Volume], resume: bool, reporter: Reporter) -> SplitResult:
-    folder = out / split.name
+def _prepare_split(folder: Path, split: Split, plan: RunPlan) -> dict[str, Any] | None:
+    """Rank 0's part before a split trains: its ``done.json`` if finished, else a clean
+    folder with ``split.json``."""
     if (folder / "done.json").is_file():
-        return SplitResult(**json.loads((folder / "done.json").read_text(encoding="utf-8")))
+        return dict(json.loads((folder / "done.json").read_text(encoding="utf-8")))
     folder.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(folder)
     _write_split_file(folder, split, plan)
+    return None
+
+
+def _run_split(config: FinetuneConfig, plan: RunPlan, split: Split, out: Path, name: str,
+               volumes: dict[str, Volume], resume: bool, reporter: Reporter,
+               info: DistInfo) -> SplitResult:
+    folder = out / split.name
+    finished = on_main(info, lambda: _prepare_split(folder, split, plan),
+                       f"preparing {folder}")
+    if finished is not None:
+        return SplitResult(**finished)
+    resuming = on_main(info, lambda: resume and (folder / "last.ckpt").is_file(),
+                     f"looking for {folder / 'last.ckpt'}")
     torch.manual_seed(split.seed)  # the random decoder/head of this split
     net, init_fields = build_network(plan.in_channels, plan.out_channels, plan.width_divisor,
                                      plan.model, config.transfer_head)
@@ -152,15 +168,18 @@ def _run_split(config: FinetuneConfig, plan: RunPlan, split: Split, out: Path, n
     train_set, val_set = _datasets(config, split, volumes)
     result = train(objective, lambda m: torch.optim.Adam(m.parameters(), lr=config.lr),
                    train_set, val_set, folder, _loop_config(config, split.seed),
-                   resume=resume and (folder / "last.ckpt").is_file(), save_best=save,
-                   reporter=reporter, stage=f"finetune {split.name}")
-    if not (folder / MODEL_NAME).is_file():  # validation never improved (e.g. NaN)
-        save(objective, {"epoch": result.epochs_run, "val_loss": None})
+                   resume=resuming, save_best=save, reporter=reporter,
+                   stage=f"finetune {split.name}")
     done = SplitResult(split.name, str(folder / MODEL_NAME), float(result.best_val),
                        int(result.best_epoch), int(result.epochs_run), int(result.global_step),
                        bool(result.stopped_early), list(split.train), list(split.validation),
                        list(split.test))
-    write_json_atomic(folder / "done.json", asdict(done))
+
+    def finish() -> None:
+        if not (folder / MODEL_NAME).is_file():  # validation never improved (e.g. NaN)
+            save(objective, {"epoch": result.epochs_run, "val_loss": None})
+        write_json_atomic(folder / "done.json", asdict(done))
+    on_main(info, finish, f"finishing {folder}")
     return done
 
 
@@ -175,33 +194,67 @@ def _select_model(results: list[SplitResult], out: Path) -> SplitResult:
     return best
 
 
-def finetune(config: FinetuneConfig, out_dir: str | Path, resume: bool = False,
-             reporter: Reporter | None = None) -> FinetuneResult:
-    """Fine-tune every trial/fold of ``config`` into ``out_dir`` (see the module docstring)."""
-    out = Path(out_dir)
-    reporter = reporter or NullReporter()
+def _prepare(config: FinetuneConfig, out: Path, resume: bool, reporter: Reporter,
+             kept: dict[str, Any]) -> tuple[bool, FinetuneResult | None]:
+    """Rank 0's part before training: check the folder, write ``config.json`` and
+    ``splits.json``, fill the volume cache (plan and volumes go to ``kept``). Returns
+    whether an earlier run continues, and its result when it is already complete."""
     continuing = _check_out_dir(out, config, resume)
     if continuing and (out / RESULT_NAME).is_file():
         reporter.log(f"fine-tuning in {out} is already complete")
-        return FinetuneResult.load(out / RESULT_NAME)
-    plan = plan_run(config)
+        return True, FinetuneResult.load(out / RESULT_NAME)
+    kept["plan"] = plan = plan_run(config)
     reporter.log(f"preprocessing: preset {plan.preset.name} ({plan.preset.normalization}; "
                  f"{plan.preset_reason})")
     out.mkdir(parents=True, exist_ok=True)
-    name = config.name or out.name
+    remove_stale_temporaries(out)
     write_json_atomic(out / "config.json", {
         "config": to_dict(config), "preset": plan.preset.to_dict(),
         "preset_reason": plan.preset_reason, "modality": plan.modality,
         "classes": [c.to_header() for c in plan.classes], "output_activation": plan.activation,
         "in_channels": plan.in_channels, "width_divisor": plan.width_divisor})
     write_json_atomic(out / "splits.json", [s.to_dict() for s in plan.splits])
+    kept["volumes"] = _load_volumes(config, plan, out, reporter)
+    return continuing, None
+
+
+def _load_volumes(config: FinetuneConfig, plan: RunPlan, out: Path,
+                  reporter: Reporter) -> dict[str, Volume]:
     cache_root = Path(config.cache_dir) if config.cache_dir else out / "cache"
     folder = cache_folder(cache_root, plan.preset, plan.classes, config.sequences)
-    volumes = load_volumes(plan.needed_cases(), plan.preset, plan.classes, folder, reporter)
-    results = [_run_split(config, plan, split, out, name, volumes, continuing, reporter)
-               for split in plan.splits]
+    return load_volumes(plan.needed_cases(), plan.preset, plan.classes, folder, reporter)
+
+
+def _finish(config: FinetuneConfig, plan: RunPlan, out: Path,
+            results: list[SplitResult]) -> FinetuneResult:
     best = _select_model(results, out)
     test_cases = {c: plan.cases[c].to_dict() for s in plan.splits for c in s.test}
     final = FinetuneResult(str(out), str(out / MODEL_NAME), best.name, results, test_cases)
     write_json_atomic(out / RESULT_NAME, asdict(final))
     return final
+
+
+def finetune(config: FinetuneConfig, out_dir: str | Path, resume: bool = False,
+             reporter: Reporter | None = None) -> FinetuneResult:
+    """Fine-tune every trial/fold of ``config`` into ``out_dir`` (see the module docstring).
+
+    Under ``torchrun`` every process trains its share of each batch; process 0 alone
+    checks and writes the output folder (the others wait for it, then read the volume
+    cache it filled) and reports progress.
+    """
+    out = Path(out_dir)
+    with process_group(resolve_device(config.device)) as (info, _):
+        reporter = reporter if reporter is not None and info.is_main else NullReporter()
+        kept: dict[str, Any] = {}
+        continuing, complete = on_main(
+            info, lambda: _prepare(config, out, resume, reporter, kept), f"preparing {out}")
+        if complete is not None:
+            reporter.log(f"fine-tuning in {out} is already complete")
+            return complete
+        plan = kept["plan"] if "plan" in kept else plan_run(config)
+        volumes = (kept["volumes"] if "volumes" in kept  # other ranks read rank 0's cache
+                   else _load_volumes(config, plan, out, reporter))
+        name = config.name or out.name
+        results = [_run_split(config, plan, split, out, name, volumes, continuing, reporter,
+                              info) for split in plan.splits]
+        return on_main(info, lambda: _finish(config, plan, out, results), f"finishing {out}")

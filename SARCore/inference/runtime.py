@@ -103,3 +103,32 @@ class Predictor:
         if self.activation == "sigmoid":
             return torch.sigmoid(logits)
         return torch.softmax(logits, dim=1)
+
+
+#: Largest element count per tensor: 32-bit indexing in some cuDNN/CPU kernels breaks
+#: (or silently falls back to slow paths) at 2**31 elements.
+MAX_TENSOR_ELEMENTS = 2**31 - 1
+
+
+def cuda_free_bytes(device: torch.device) -> int:
+    """Memory this process can still use on ``device``: what the driver reports free plus
+    PyTorch's cached but unused blocks (``mem_get_info`` alone misses those, so the tenth
+    case of a batch would get a smaller window than the first)."""
+    free, _ = torch.cuda.mem_get_info(device)
+    cached = torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
+    return int(free + max(0, cached))
+
+
+def cap_batch_elements(window: tuple[int, int, int], batch: int, channels: int
+                       ) -> int:
+    """The largest batch <= ``batch`` whose widest activation (``batch x channels x
+    window``) stays within :data:`MAX_TENSOR_ELEMENTS`; at least 1."""
+    per_window = channels * window[0] * window[1] * window[2]
+    return max(1, min(batch, MAX_TENSOR_ELEMENTS // max(1, per_window)))
+
+
+def enable_fixed_shape_tuning(device: torch.device) -> None:
+    """Let cuDNN pick the fastest convolution algorithms: sliding-window inference feeds
+    one window shape over and over, so the one-time search pays off."""
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True

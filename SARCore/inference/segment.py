@@ -30,7 +30,16 @@ from SARCore.config import check_choice, check_positive
 from SARCore.errors import ConfigError, DataError
 from SARCore.inference.backmap import labels_on_reference
 from SARCore.inference.model import SegmentationModel
-from SARCore.inference.runtime import Predictor, pick_device, pick_precision, prepare_network
+from SARCore.inference.runtime import (
+    MAX_TENSOR_ELEMENTS,
+    Predictor,
+    cap_batch_elements,
+    cuda_free_bytes,
+    enable_fixed_shape_tuning,
+    pick_device,
+    pick_precision,
+    prepare_network,
+)
 from SARCore.inference.sliding_window import choose_window, sliding_window_predict
 from SARCore.io.arrays import image_to_array
 from SARCore.io.geometry import Geometry, grid_mismatch
@@ -46,6 +55,8 @@ BYTES_PER_VOXEL_CHANNEL = 32
 #: Default activation budget: this fraction of the RAM available now, at most MAX_CPU_BUDGET.
 RAM_FRACTION, MAX_CPU_BUDGET = 0.25, 8 * 2**30
 MAX_BATCH = 8
+#: Out-of-memory retries per case (each halves the batch, then the window) before failing.
+OOM_RETRIES = 3
 
 Progress = Callable[[int, int], None]
 
@@ -92,6 +103,9 @@ class Segmenter:
         self.options = options or SegmentOptions()
         self.device = pick_device(self.options.device)
         self.autocast = pick_precision(self.options.precision, self.device)
+        enable_fixed_shape_tuning(self.device)
+        self.last_window: tuple[int, int, int] | None = None  # what the last case used
+        self.last_batch = 0
         net = prepare_network(model.net, self.device, self.options.channels_last)
         self.predictor = Predictor(net, model.activation, self.device, self.autocast,
                                    self.options.tta, self.options.channels_last)
@@ -111,12 +125,33 @@ class Segmenter:
         """``(K, X, Y, Z)`` float16 probabilities on the preprocessed grid, and that grid."""
         volume, grid = self.prepare(images)
         window, batch = self.plan(volume.shape[1:])
-        log.info("grid %s, window %s, batch %d, %s", grid.size, window, batch,
-                 "bf16" if self.autocast else "fp32")
-        probabilities = sliding_window_predict(
-            volume, self.predictor, self.model.out_channels, window, self.options.overlap,
-            batch, self.device, progress)
-        return probabilities, grid
+        for attempt in range(OOM_RETRIES + 1):
+            log.info("grid %s, window %s, batch %d, %s", grid.size, window, batch,
+                     "bf16" if self.autocast else "fp32")
+            self.last_window, self.last_batch = window, batch
+            try:
+                probabilities = sliding_window_predict(
+                    volume, self.predictor, self.model.out_channels, window,
+                    self.options.overlap, batch, self.device, progress)
+                return probabilities, grid
+            except torch.cuda.OutOfMemoryError:
+                if attempt == OOM_RETRIES or (batch == 1 and window == tuple(
+                        self.model.patch_size)):
+                    raise
+                torch.cuda.empty_cache()
+                window, batch = self.smaller_plan(volume.shape[1:], window, batch)
+                log.warning("out of GPU memory; retrying with window %s, batch %d",
+                            window, batch)
+        raise AssertionError("unreachable")
+
+    def smaller_plan(self, shape: Sequence[int], window: tuple[int, int, int], batch: int
+                     ) -> tuple[tuple[int, int, int], int]:
+        """After an out-of-memory error: half the batch, or else a window of half the
+        voxels (never below the model's patch)."""
+        if batch > 1:
+            return window, batch // 2
+        voxels = max(1, math.prod(window) // 2)
+        return choose_window(shape, self.model.patch_size, self.options.overlap, voxels), 1
 
     def prepare(self, images: Sequence[sitk.Image]) -> tuple[np.ndarray, Geometry]:
         """Preprocessed ``(C, X, Y, Z)`` float32 input and its grid."""
@@ -139,20 +174,20 @@ class Segmenter:
     def plan(self, shape: Sequence[int]) -> tuple[tuple[int, int, int], int]:
         """Window and batch size for a volume of ``shape`` within the memory budget."""
         per_voxel = BYTES_PER_VOXEL_CHANNEL * self.model.net.encoder_channels[0]
-        budget_voxels = max(1, int(self.memory_budget() // per_voxel))
+        budget_voxels = max(1, min(int(self.memory_budget() // per_voxel),
+                                   MAX_TENSOR_ELEMENTS // self.model.net.encoder_channels[0]))
         window = self.options.window or choose_window(
             shape, self.model.patch_size, self.options.overlap, budget_voxels)
         batch = self.options.batch_size or max(1, min(MAX_BATCH,
                                                       budget_voxels // math.prod(window)))
-        return window, batch
+        return window, cap_batch_elements(window, batch, self.model.net.encoder_channels[0])
 
     def memory_budget(self) -> float:
         """Bytes the network's activations may use."""
         if self.options.memory_gb is not None:
             return self.options.memory_gb * 2**30
         if self.device.type == "cuda":
-            free, _ = torch.cuda.mem_get_info(self.device)
-            return 0.5 * free
+            return 0.5 * cuda_free_bytes(self.device)
         return min(MAX_CPU_BUDGET, RAM_FRACTION * available_ram())
 
 

@@ -26,20 +26,37 @@ from SARCore.config import check_choice
 ACTIVATIONS = ("sigmoid", "softmax")
 
 
-def soft_dice(probs: torch.Tensor, truth: torch.Tensor, smooth: float = 1.0) -> torch.Tensor:
+def soft_dice(probs: torch.Tensor, truth: torch.Tensor, smooth: float = 1.0,
+              across_ranks: bool = False) -> torch.Tensor:
     """Per-channel soft Dice over the whole batch.
 
-    ``probs``, ``truth``: ``(B, C, X, Y, Z)`` in [0, 1] -> ``(C,)``.
+    ``probs``, ``truth``: ``(B, C, X, Y, Z)`` in [0, 1] -> ``(C,)``. ``across_ranks``
+    (training under DDP) pools the sums over every process's share of the batch, with
+    a gradient-carrying all-reduce, so N ranks x B patches train like 1 x N*B.
     """
     dims = (0, *range(2, probs.ndim))
     intersection = (probs * truth).sum(dims)
     total = probs.sum(dims) + truth.sum(dims)
+    if across_ranks:
+        from SARCore.training.sync_batchnorm import all_reduce
+
+        summed = all_reduce(torch.cat([intersection, total]))
+        intersection, total = summed[:intersection.numel()], summed[intersection.numel():]
     return (2.0 * intersection + smooth) / (total + smooth)
 
 
-def dice_loss(probs: torch.Tensor, truth: torch.Tensor, smooth: float = 1.0) -> torch.Tensor:
+def dice_loss(probs: torch.Tensor, truth: torch.Tensor, smooth: float = 1.0,
+              across_ranks: bool = False) -> torch.Tensor:
     """MG Dice loss ``1 - mean_c soft_dice`` (a scalar)."""
-    return 1.0 - soft_dice(probs, truth, smooth).mean()
+    return 1.0 - soft_dice(probs, truth, smooth, across_ranks).mean()
+
+
+def pool_across_ranks(module: nn.Module) -> bool:
+    """Whether a batch-pooled Dice pools over every DDP process: in training, where each
+    rank holds a share of the batch (evaluation passes shard items, not batches)."""
+    from SARCore.training.distributed import group_active
+
+    return module.training and group_active()
 
 
 def one_hot(target: torch.Tensor, n_classes: int) -> torch.Tensor:
@@ -78,7 +95,7 @@ class SegmentationLoss(nn.Module):
         truth = self.truth(target, logits.shape[1])
         if self.activation == "softmax" and not self.include_background and logits.shape[1] > 1:
             probs, truth = probs[:, 1:], truth[:, 1:]
-        dice = dice_loss(probs, truth, self.smooth)
+        dice = dice_loss(probs, truth, self.smooth, across_ranks=pool_across_ranks(self))
         terms = {"loss": dice, "dice_loss": dice.detach()}
         if self.ce_weight > 0:
             if self.activation == "sigmoid":

@@ -84,7 +84,12 @@ class CPCHead(nn.Module):
         return self.project(features)
 
     def predict(self, context_codes: torch.Tensor) -> torch.Tensor:
-        """``(N, T, code_size)`` context sequences -> ``(N, n_targets, code_size)``."""
-        _, last = self.context(context_codes)
+        """``(N, T, code_size)`` context sequences -> ``(N, n_targets, code_size)``.
+
+        The GRU runs in float32 even under bf16 autocast: cuDNN and CPU builds without
+        bf16 RNN kernels refuse (or emulate slowly) a bf16 GRU, and it is a small part of
+        the step."""
+        with torch.autocast(context_codes.device.type, enabled=False):
+            _, last = self.context(context_codes.float())
         summary = last[-1]
         return torch.stack([predictor(summary) for predictor in self.predictors], dim=1)

@@ -9,7 +9,8 @@ a batch of cubes to loss terms::
 
 The corruption runs inside ``forward``, after the loop has moved the batch to the
 device, with the loop's generator for that device: on a GPU the Models Genesis
-transforms run there too, and a resumed run replays the same corruptions.
+transforms run there too, and a resumed run replays the same corruptions. Under
+``--compile`` the corruption stays eager (:func:`_corrupt`); only the networks compile.
 
 Model selection and the learning-rate schedule follow ``"monitor"``: the weighted
 restoration + scale terms only. The encoder is trained to *raise* the adversarial BCE,
@@ -36,6 +37,15 @@ from SARCore.models.heads import ModalityDiscriminator, ScaleHead, reverse_gradi
 from SARCore.models.unet3d import UNet3D
 from SARCore.pretrain.config import PretrainConfig, corruption_config
 from SARCore.pretrain.methods import active_terms
+
+
+@torch.compiler.disable
+def _corrupt(corruption: ModelsGenesisCorruption, cubes: Tensor, generator: torch.Generator
+             ) -> tuple[Tensor, Tensor]:
+    """The corruption in float32, outside any ``torch.compile`` region: its CPU path draws
+    with NumPy and its parameters vary per batch, which Dynamo cannot trace."""
+    with torch.autocast(cubes.device.type, enabled=False):
+        return corruption(cubes.float(), generator)
 
 
 def _accuracy(correct: Tensor) -> Tensor:
@@ -88,8 +98,7 @@ class PretrainObjective(nn.Module):
         cubes = batch["cube"]
         if self.task is not None:
             return self.task.step(self.unet, self.head, cubes, generator)
-        with torch.autocast(cubes.device.type, enabled=False):
-            corrupted, target = self.corruption(cubes.float(), generator)
+        corrupted, target = _corrupt(self.corruption, cubes, generator)
         taps = self.unet.encode(corrupted)
         restored = torch.sigmoid(self.unet.decode(taps).float())
         terms = {"restoration": F.mse_loss(restored, target.float())}

@@ -32,6 +32,8 @@ from SARCore.pretrain.objectives import PretrainObjective
 from SARCore.progress import NullReporter, Reporter
 from SARCore.training import TrainResult, train
 from SARCore.training.checkpoint import CHECKPOINT_NAME
+from SARCore.training.device import resolve_device
+from SARCore.training.distributed import DistInfo, on_main, process_group
 
 log = logging.getLogger(__name__)
 
@@ -93,15 +95,15 @@ def _check_resume(out_dir: Path, config: PretrainConfig) -> None:
 
 
 def _prepare_out_dir(out_dir: Path, config: PretrainConfig, resume: bool) -> None:
+    """Check and prepare the output folder (rank 0 only, see ``on_main``)."""
     if resume:
         _check_resume(out_dir, config)
     elif (out_dir / CHECKPOINT_NAME).is_file():
         raise ConfigError("an earlier run's checkpoint is in the output folder", out_dir,
                           "add --resume to continue it, or choose another --out")
-    if _rank() == 0:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        remove_stale_temporaries(out_dir)
-        write_json_atomic(out_dir / CONFIG_NAME, config.to_dict())
+    out_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(out_dir)
+    write_json_atomic(out_dir / CONFIG_NAME, config.to_dict())
 
 
 def _finish_model_file(path: Path, result_fields: dict[str, Any]) -> None:
@@ -123,9 +125,16 @@ def pretrain(config: PretrainConfig, cubes_dir: str | Path, out_dir: str | Path,
              resume: bool = False, reporter: Reporter | None = None) -> PretrainResult:
     """Pre-train ``config.method`` on the cube store ``cubes_dir``; outputs in ``out_dir``."""
     config, out_dir = config.resolved(), Path(out_dir)
-    reporter = reporter if reporter is not None and _rank() == 0 else NullReporter()
-    data = load_cube_sets(config, cubes_dir)
-    _prepare_out_dir(out_dir, config, resume)
+    with process_group(resolve_device(config.loop.device)) as (info, _):
+        data = load_cube_sets(config, cubes_dir)
+        on_main(info, lambda: _prepare_out_dir(out_dir, config, resume),
+                f"preparing {out_dir}")
+        return _pretrain(config, data, out_dir, resume, reporter, info)
+
+
+def _pretrain(config: PretrainConfig, data: CubeSets, out_dir: Path, resume: bool,
+              reporter: Reporter | None, info: DistInfo) -> PretrainResult:
+    reporter = reporter if reporter is not None and info.is_main else NullReporter()
     torch.manual_seed(config.loop.seed)  # the initial weights depend on the seed only
     objective = PretrainObjective(config)
     if objective.discriminator is not None:
@@ -149,11 +158,13 @@ def pretrain(config: PretrainConfig, cubes_dir: str | Path, out_dir: str | Path,
                    reporter=reporter, stage="pretrain")
     if config.rank_digests:
         _write_rank_digest(out_dir, objective, result.global_step)
-    if _rank() == 0:
+
+    def finish() -> None:
         if not model_path.is_file():
             raise ModelFileError("training ended without a model file", model_path)
         _finish_model_file(model_path, {"epochs": result.epochs_run,
                                         "best_epoch": result.best_epoch,
                                         "val_loss": result.best_val,
                                         "final_global_step": result.global_step})
+    on_main(info, finish, f"finishing {model_path}")
     return PretrainResult(**vars(result), model_path=model_path, config=config)

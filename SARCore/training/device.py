@@ -37,3 +37,30 @@ def bf16_is_native(device: torch.device) -> bool:
     except OSError:
         return False
     return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def to_channels_last(module: torch.nn.Module) -> torch.nn.Module:
+    """``module`` in channels_last_3d, except kernels that are contiguous as well (1x1x1,
+    one input channel), which get the plain contiguous strides.
+
+    For a 1x1x1 kernel (or one input channel) both layouts hold the same bytes, but the
+    strides differ and autograd returns its gradient with the contiguous ones; under DDP that mismatch with the bucket view
+    ("Grad strides do not match bucket view strides") costs a copy every step.
+    """
+    module = module.to(memory_format=torch.channels_last_3d)
+    with torch.no_grad():
+        for param in module.parameters():
+            if param.ndim == 5 and param.is_contiguous() and param.stride() != _contiguous_strides(
+                    param.shape):
+                # .contiguous() keeps these strides (size-1 dims count as contiguous)
+                param.data = torch.empty(param.shape, dtype=param.dtype,
+                                         device=param.device).copy_(param.data)
+    return module
+
+
+def _contiguous_strides(shape: torch.Size) -> tuple[int, ...]:
+    strides, step = [], 1
+    for size in reversed(shape):
+        strides.append(step)
+        step *= size
+    return tuple(reversed(strides))

@@ -19,35 +19,43 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from SARCore.config import check_choice, check_positive, to_dict
 from SARCore.errors import CheckpointError
 from SARCore.progress import NullReporter, Reporter
 from SARCore.training import checkpoint as ckpt
 from SARCore.training.batchnorm_stats import recalibrate_batchnorm
-from SARCore.training.device import bf16_is_native, resolve_device
+from SARCore.training.device import bf16_is_native, resolve_device, to_channels_last
 from SARCore.training.distributed import (
-    DistInfo,
+    barrier,
     broadcast_flag,
     cleanup,
+    gather_objects,
+    group_active,
     init_distributed,
-    reduce_sums,
 )
 from SARCore.training.early_stopping import EarlyStopping
+from SARCore.training.loaders import PassLoader
+from SARCore.training.meter import MeanMeter
 from SARCore.training.metrics_log import plot_loss_curves, write_metrics_csv
-from SARCore.training.sampler import ResumableDistributedSampler
+from SARCore.training.sampler import ResumableDistributedSampler, ShardSampler
 from SARCore.training.sync_batchnorm import convert_sync_batchnorm
 
 log = logging.getLogger(__name__)
+
+#: On an accelerator, the running loss is read from the device (a host sync) every this
+#: many steps and at the end of each epoch; progress lines in between repeat the last value.
+SYNC_EVERY = 20
 
 
 @dataclass(frozen=True)
@@ -107,23 +115,6 @@ def _to_device(batch: Any, device: torch.device, channels_last: bool) -> Any:
     return batch
 
 
-class _MeanMeter:
-    """Sample-weighted sums of scalar metrics (reduced across ranks at epoch end)."""
-
-    def __init__(self, state: dict[str, float] | None = None):
-        self.sums: dict[str, float] = dict(state or {})
-
-    def add(self, terms: dict[str, torch.Tensor], n: int) -> None:
-        for key, value in terms.items():
-            self.sums[key] = self.sums.get(key, 0.0) + float(value.detach()) * n
-        self.sums["_n"] = self.sums.get("_n", 0.0) + n
-
-    def means(self, device: torch.device, info: DistInfo) -> dict[str, float]:
-        sums = reduce_sums(self.sums, device, info)
-        n = max(sums.pop("_n", 0.0), 1.0)
-        return {k: v / n for k, v in sums.items()}
-
-
 class _Run:
     """One call of :func:`train`; split in methods to keep each step readable."""
 
@@ -142,7 +133,7 @@ class _Run:
             objective = convert_sync_batchnorm(objective, self.device)
         self.objective = objective.to(self.device)
         if config.channels_last:
-            self.objective = self.objective.to(memory_format=torch.channels_last_3d)
+            self.objective = to_channels_last(self.objective)
         self.optimizer = optimizer_factory(self.objective)
         self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
             self.optimizer, factor=config.plateau_factor, patience=config.plateau_patience,
@@ -164,17 +155,24 @@ class _Run:
                             "lower --batch-size or add data")
         self.epoch, self.batch_in_epoch, self.global_step = 0, 0, 0
         self.history: list[dict[str, Any]] = []
-        self.meter = _MeanMeter()
+        self.meter = MeanMeter(self.device)
+        self._last_loss = math.nan
+        self._loaders: dict[tuple[int, bool], PassLoader] = {}
 
     def _wrap(self, objective: nn.Module) -> nn.Module:
+        """DDP first, then ``torch.compile`` around it: DDP's optimizer lets Dynamo split
+        the graph at bucket boundaries so gradient all-reduces overlap the backward pass
+        (compiling first hides the buckets). The corruptions stay eager (they run
+        NumPy on a CPU), see ``SARCore.corruptions.pipeline``."""
         model = objective
-        if self.config.compile:
-            model = torch.compile(model)  # type: ignore[assignment]
         if self.info.enabled:
             ids = [self.device.index] if self.device.type == "cuda" else None
             unused = bool(getattr(objective, "find_unused_parameters", False))
             model = nn.parallel.DistributedDataParallel(model, device_ids=ids,
                                                         find_unused_parameters=unused)
+        if self.config.compile:
+            backend = os.environ.get("SAR_COMPILE_BACKEND", "inductor")  # aot_eager: debug
+            model = torch.compile(model, backend=backend)  # type: ignore[assignment]
         return model
 
     @property
@@ -190,16 +188,23 @@ class _Run:
 
     # -- checkpoints -------------------------------------------------------------------
     def checkpoint_state(self) -> dict[str, Any]:
+        """Shared state plus, under ``"ranks"``, every rank's own random streams and
+        part-epoch metric sums (``"rng"``/``"meter"`` repeat rank 0's for older readers).
+        Collective under DDP: every rank must call it."""
+        own = {"rng": ckpt.capture_rng_state(self.generator), "meter": self.meter.state()}
+        ranks = gather_objects(own, self.info)
         return {"model": self.objective.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(), "stopper": self.stopper.state_dict(),
                 "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
                 "global_step": self.global_step, "history": self.history,
-                "meter": self.meter.sums, "world_size": self.info.world_size,
-                "config": to_dict(self.config), "rng": ckpt.capture_rng_state(self.generator)}
+                "meter": ranks[0]["meter"], "world_size": self.info.world_size,
+                "config": to_dict(self.config), "rng": ranks[0]["rng"], "ranks": ranks}
 
     def save_checkpoint(self) -> None:
+        """Every rank contributes its state; rank 0 writes the file."""
+        state = self.checkpoint_state()
         if self.info.is_main:
-            ckpt.save_checkpoint(self.out_dir / ckpt.CHECKPOINT_NAME, self.checkpoint_state())
+            ckpt.save_checkpoint(self.out_dir / ckpt.CHECKPOINT_NAME, state)
 
     def resume(self) -> None:
         state = ckpt.load_checkpoint(self.out_dir / ckpt.CHECKPOINT_NAME)
@@ -219,21 +224,25 @@ class _Run:
         self.stopper.load_state_dict(state["stopper"])
         self.epoch, self.batch_in_epoch = state["epoch"], state["batch_in_epoch"]
         self.global_step, self.history = state["global_step"], list(state["history"])
-        self.meter = _MeanMeter(state["meter"])
-        ckpt.restore_rng_state(state["rng"], self.generator)
+        own = (state["ranks"][self.info.rank] if "ranks" in state
+               else {"rng": state["rng"], "meter": state["meter"]})
+        self.meter = MeanMeter(self.device, own["meter"])
+        ckpt.restore_rng_state(own["rng"], self.generator)
         log.info("resumed at epoch %d, batch %d, step %d", self.epoch, self.batch_in_epoch,
                  self.global_step)
 
     # -- epochs ------------------------------------------------------------------------
-    def _loader(self, dataset: Dataset, sampler: Any, shuffle: bool = False) -> DataLoader:
-        # An own generator: without one, every new iterator draws its workers' base seed
-        # from the global torch RNG, so a resumed run (one extra iterator) would diverge.
-        seeds = torch.Generator().manual_seed(
-            (self.config.seed * 1_000_003 + self.epoch) * 1009 + self.info.rank)
-        return DataLoader(dataset, batch_size=self.config.batch_size, sampler=sampler,
-                          shuffle=shuffle, num_workers=self.config.num_workers,
-                          pin_memory=self.device.type == "cuda", drop_last=sampler is not None,
-                          persistent_workers=False, generator=seeds)
+    def _loader(self, dataset: Dataset, sampler: Iterable[int], drop_last: bool = True
+                ) -> Iterator[Any]:
+        """Batches of ``sampler``'s items from the run's loader for ``dataset``, whose
+        workers persist across epochs and passes (see :mod:`.loaders`)."""
+        key = (id(dataset), drop_last)
+        if key not in self._loaders:
+            self._loaders[key] = PassLoader(
+                dataset, self.config.batch_size, self.config.num_workers,
+                self.device.type == "cuda", drop_last,
+                seed=self.config.seed * 1_000_003 * 1009 + self.info.rank)
+        return self._loaders[key].iterate(sampler, self.epoch)
 
     def train_epoch(self) -> bool:
         """Runs the rest of the current epoch; False when max_steps cut it short."""
@@ -256,9 +265,6 @@ class _Run:
         with self.autocast:
             terms = self.model(batch, self.generator)
         loss = terms["loss"]
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"{self.stage} loss became {loss.item()} at step "
-                                     f"{self.global_step}; lower the learning rate")
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
@@ -267,12 +273,28 @@ class _Run:
         self.batch_in_epoch += 1
         self.global_step += 1
         every = self.config.checkpoint_every
-        if every and self.global_step % every == 0:
+        checkpoint = bool(every) and self.global_step % every == 0
+        if checkpoint or self._read_now():
+            self._read_running_loss()
+        if checkpoint:
             self.save_checkpoint()
-        running = self.meter.sums["loss"] / max(self.meter.sums["_n"], 1.0)
         self.reporter.progress(self.global_step, self.total_steps,
                                f"epoch {self.epoch + 1}/{self.config.epochs}", stage=self.stage,
-                               loss=round(running, 6))
+                               loss=round(self._last_loss, 6))
+
+    def _read_now(self) -> bool:
+        """Whether this step reads the running loss from the device: every step on a CPU
+        (no cost), else every :data:`SYNC_EVERY` steps and at the end of an epoch, so a
+        GPU's queue of steps is not drained each step."""
+        return (self.device.type == "cpu" or self.global_step % SYNC_EVERY == 0
+                or self.batch_in_epoch >= self.batches_per_epoch
+                or self.global_step >= self.total_steps)
+
+    def _read_running_loss(self) -> None:
+        self._last_loss = self.meter.mean("loss")
+        if not math.isfinite(self._last_loss):
+            raise FloatingPointError(f"{self.stage} loss became {self._last_loss} by step "
+                                     f"{self.global_step}; lower the learning rate")
 
     def recalibrate_batchnorm(self, steps_this_epoch: int) -> None:
         """Batch-norm statistics for the current weights (see :mod:`.batchnorm_stats`),
@@ -300,20 +322,19 @@ class _Run:
         self.objective.eval()
         generator = torch.Generator(device=self.device)
         generator.manual_seed(self.config.seed + 1_000_003)  # same corruptions every epoch
-        meter = _MeanMeter()
-        sampler = (ResumableDistributedSampler(self.val_set, self.info.world_size,
-                                               self.info.rank, self.config.seed, shuffle=False,
-                                               drop_last=False) if self.info.enabled else None)
-        for batch in self._loader(self.val_set, sampler):
+        meter = MeanMeter(self.device)
+        sampler = ShardSampler(len(self.val_set), self.info.world_size,  # type: ignore[arg-type]
+                               self.info.rank)
+        for batch in self._loader(self.val_set, sampler, drop_last=False):
             batch = _to_device(batch, self.device, self.config.channels_last)
             with self.autocast:
                 terms = self.objective(batch, generator)
             meter.add(terms, next(v for v in batch.values() if isinstance(v, torch.Tensor)).shape[0])
-        return meter.means(self.device, self.info)
+        return meter.means(self.info)
 
     def end_epoch(self, seconds: float) -> bool:
         """Validation, scheduling, best model, files; True when training should stop."""
-        train = self.meter.means(self.device, self.info)
+        train = self.meter.means(self.info)
         self.recalibrate_batchnorm(self.batch_in_epoch)
         val = self.validate()
         monitored = _monitored(val) if val else _monitored(train)
@@ -325,11 +346,12 @@ class _Run:
         self.scheduler.step(monitored)
         improved = self.stopper.update(monitored, self.epoch + 1)
         self.history.append(row)
-        self.epoch, self.batch_in_epoch, self.meter = self.epoch + 1, 0, _MeanMeter()
+        self.epoch, self.batch_in_epoch = self.epoch + 1, 0
+        self.meter = MeanMeter(self.device)
+        if self.info.is_main and improved and self.save_best is not None:
+            self.save_best(self.objective, row)
+        self.save_checkpoint()
         if self.info.is_main:
-            if improved and self.save_best is not None:
-                self.save_best(self.objective, row)
-            self.save_checkpoint()
             write_metrics_csv(self.out_dir / "metrics.csv", self.history)
             plot_loss_curves(self.out_dir / "loss_curves.png", self.history, self.stage)
         self.reporter.log(f"{self.stage} epoch {self.epoch}: " + ", ".join(
@@ -350,6 +372,7 @@ def train(objective: nn.Module, optimizer_factory: Callable[[nn.Module], Any],
     """Train ``objective`` until epochs, ``max_steps`` or early stopping end it."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    owns_group = not group_active()  # else the caller's process_group() leaves it
     run = _Run(objective, optimizer_factory, train_set, val_set, out_dir, config,
                reporter or NullReporter(), stage, save_best)
     try:
@@ -364,7 +387,10 @@ def train(objective: nn.Module, optimizer_factory: Callable[[nn.Module], Any],
             stopped_early = run.end_epoch(time.monotonic() - started)
             if not finished or (config.max_steps and run.global_step >= config.max_steps):
                 break
+        if owns_group:  # every rank done sending before the group goes (see process_group)
+            barrier(run.info)
         return TrainResult(run.stopper.best, run.stopper.best_epoch, run.epoch, run.global_step,
                            stopped_early, run.history)
     finally:
-        cleanup(run.info)
+        if owns_group:
+            cleanup(run.info)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from torch.utils.data import Dataset, DistributedSampler
+from torch.utils.data import Dataset, DistributedSampler, Sampler
 
 
 class ResumableDistributedSampler(DistributedSampler):
@@ -26,3 +26,21 @@ class ResumableDistributedSampler(DistributedSampler):
 
     def __len__(self) -> int:
         return max(0, self.num_samples - self.start)
+
+
+class ShardSampler(Sampler[int]):
+    """Items ``rank, rank + world, ...`` in order: every item exactly once over all ranks.
+
+    For evaluation passes (validation): ``DistributedSampler`` pads the ranks to equal
+    length by repeating items, which would count those items twice in a mean. Ranks may
+    get one item fewer; the means are weighted by each rank's sample count.
+    """
+
+    def __init__(self, size: int, num_replicas: int, rank: int):
+        self.size, self.num_replicas, self.rank = int(size), int(num_replicas), int(rank)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(range(self.rank, self.size, self.num_replicas))
+
+    def __len__(self) -> int:
+        return len(range(self.rank, self.size, self.num_replicas))
