@@ -39,6 +39,7 @@ from SARCore.training.distributed import (
     reduce_sums,
 )
 from SARCore.training.early_stopping import EarlyStopping
+from SARCore.training.finite import check_loss, check_weights
 from SARCore.training.metrics_log import plot_loss_curves, write_metrics_csv
 from SARCore.training.sampler import ResumableDistributedSampler
 from SARCore.training.sync_batchnorm import convert_sync_batchnorm
@@ -252,12 +253,12 @@ class _Run:
         with self.autocast:
             terms = self.model(batch, self.generator)
         loss = terms["loss"]
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"{self.stage} loss became {loss.item()} at step "
-                                     f"{self.global_step}; lower the learning rate")
+        lr = self.optimizer.param_groups[0]["lr"]
+        check_loss(loss, self.global_step, self.stage, lr)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
+        check_weights(self.objective.parameters(), self.global_step + 1, self.stage, lr)
         n = next(v for v in batch.values() if isinstance(v, torch.Tensor)).shape[0]
         self.meter.add(terms, n)
         self.batch_in_epoch += 1
