@@ -17,6 +17,7 @@ import logging
 import sys
 from types import ModuleType
 
+from SARCore.cli.failures import describe, log_traceback
 from SARCore.errors import ConfigError, SARError
 from SARCore.progress import make_reporter
 from SARCore.version import __version__
@@ -75,6 +76,17 @@ def main(argv: list[str] | None = None) -> int:
         reporter.error(str(exc), kind=type(exc).__name__, file=exc.path)
         if args.progress == "json":
             print(f"error: {exc}", file=sys.stderr)
+        log_traceback(exc)
+        return EXIT_FAILURE
+    except (OSError, MemoryError) as exc:  # disk full, no access, ...: expected, no traceback
+        known = describe(exc)
+        if known is None:
+            raise
+        kind, message, file = known
+        reporter.error(message, kind=kind, file=file)
+        if args.progress == "json":
+            print(f"error: {message}", file=sys.stderr)
+        log_traceback(exc)
         return EXIT_FAILURE
     except KeyboardInterrupt:
         reporter.error("interrupted", kind="CancelledError")
