@@ -35,8 +35,8 @@ from SARCore.cubes.store import (
     read_meta,
 )
 from SARCore.errors import DataError
-from SARCore.io.modality import modality_code
 from SARCore.io.checksum import sha256_file
+from SARCore.io.modality import modality_code
 from SARCore.preprocess.manifest import MANIFEST_NAME, entry_field, load_manifest
 from SARCore.progress import NullReporter, Reporter
 

@@ -21,7 +21,6 @@ from SARCore.preprocess import intensity
 from SARCore.preprocess.presets import Preset
 from SARCore.preprocess.resample import resample_array
 
-
 #: More voxels than any real scan resampled at 0.5 mm (a 50 cm cube is 1e9): a header or
 #: option must be wrong.
 MAX_VOXELS = 2e9
