@@ -25,7 +25,7 @@ from SARCore.inference.model import load_segmentation_model
 from SARCore.inference.seg_nrrd import write_seg_nrrd
 from SARCore.inference.segment import Progress, Segmenter, SegmentOptions
 from SARCore.io.readers import read_image
-from SARCore.io.writers import write_image
+from SARCore.io.writers import check_storable, write_image
 from SARCore.progress import NullReporter, Reporter
 
 log = logging.getLogger(__name__)
@@ -116,6 +116,10 @@ def _write_case(case: InferenceCase, segmenter: Segmenter, out: Path, options: S
                 raise DataError("output already exists", path,
                                 "pass --overwrite to replace it, or choose another --out")
     images = [read_image(source) for source in case.sources]
+    try:
+        check_storable(images[0], label_path)  # before the work, not after it
+    except DataError as exc:
+        raise DataError(exc.problem, case.source, exc.hint) from exc
     try:
         labels = segmenter.segment(images, progress)
     except DataError as exc:  # the pure steps know no file names: add the case's
