@@ -54,6 +54,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--cache-dir", metavar="DIR", help="where preprocessed volumes are cached "
         "(default OUT/cache)")
     add("--name", help="model name written in the header (default: the output folder's)")
+    add("--allow-empty-labels", action="store_true", help="let a case whose label values "
+        "the --labels rule does not match train as tumor-free (default: stop with an error)")
     add("--resume", action="store_true", help="continue the run in --out after a stop")
     add("--config", metavar="FILE", help="YAML/JSON file of fine-tuning options; options on "
         "the command line win")
@@ -69,6 +71,8 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
             options[field_name] = value
     if args.fresh_head:
         options["transfer_head"] = False
+    if args.allow_empty_labels:
+        options["allow_empty_labels"] = True
     return options
 
 

@@ -194,7 +194,8 @@ def finetune(config: FinetuneConfig, out_dir: str | Path, resume: bool = False,
     write_json_atomic(out / "splits.json", [s.to_dict() for s in plan.splits])
     cache_root = Path(config.cache_dir) if config.cache_dir else out / "cache"
     folder = cache_folder(cache_root, plan.preset, plan.classes, config.sequences)
-    volumes = load_volumes(plan.needed_cases(), plan.preset, plan.classes, folder, reporter)
+    volumes = load_volumes(plan.needed_cases(), plan.preset, plan.classes, folder, reporter,
+                           allow_empty=config.allow_empty_labels)
     results = [_run_split(config, plan, split, out, name, volumes, continuing, reporter)
                for split in plan.splits]
     best = _select_model(results, out)

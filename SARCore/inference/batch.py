@@ -4,7 +4,8 @@ Per case: ``<out>/<case_id>_label.nii.gz`` (or ``_label.nrrd``) with exactly the
 scan's geometry, and ``<out>/<case_id>.seg.nrrd`` (named, colored segments for 3D
 Slicer). Existing outputs are refused (the case fails, naming the file) unless
 ``overwrite`` is set. Both files are written atomically; if the second cannot be written
-the first is removed, so a case has both outputs or neither.
+the first is removed, so a case has both outputs or neither. A run killed between the two
+leaves one: a rerun then redoes that case instead of refusing it.
 """
 
 from __future__ import annotations
@@ -110,11 +111,13 @@ def _write_case(case: InferenceCase, segmenter: Segmenter, out: Path, options: S
     if case.problem:
         raise DataError(case.problem)
     label_path, seg_path = output_paths(out, case.case_id, options.label_format)
-    if not options.overwrite:
-        for path in (label_path, seg_path):
-            if path.exists():
-                raise DataError("output already exists", path,
-                                "pass --overwrite to replace it, or choose another --out")
+    existing = [path for path in (label_path, seg_path) if path.exists()]
+    if not options.overwrite and len(existing) == 2:
+        raise DataError("output already exists", label_path,
+                        "pass --overwrite to replace it, or choose another --out")
+    if len(existing) == 1:  # a run killed between the two files: the case is redone whole
+        log.info("%s: only %s exists (an earlier run was stopped); redoing the case",
+                 case.case_id, existing[0].name)
     images = [read_image(source) for source in case.sources]
     try:
         check_storable(images[0], label_path)  # before the work, not after it
