@@ -97,7 +97,8 @@ def _run_case(case: InferenceCase, segmenter: Segmenter, out: Path, options: Seg
     except (SARError, MemoryError, torch.OutOfMemoryError) as exc:
         error, file = _failure_text(case, exc, segmenter)
         log.warning("%s failed: %s", case.case_id, error)
-        reporter.log(f"failed: {case.case_id}: {error}")
+        reporter.error(f"failed: {case.case_id}: {error}", kind=type(exc).__name__, file=file,
+                       case=case.case_id)
         report.failed.append({"case": case.case_id, "error": error, "file": file})
         return
     seconds = round(time.monotonic() - start, 1)

@@ -130,6 +130,14 @@ def _parse_header(payload: dict[str, Any], path: Path) -> dict[str, Any]:
         raise ModelFileError(f"model header lacks {', '.join(missing)}", path)
     if header["task"] not in TASKS:
         raise ModelFileError(f"unknown model task {header['task']!r}", path)
+    for key in ("in_channels", "out_channels", "width_divisor"):
+        value = header[key]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ModelFileError(f"header {key} must be a positive integer, not {value!r}",
+                                 path)
+    if 32 % header["width_divisor"]:
+        raise ModelFileError(f"header width_divisor must divide 32, not "
+                             f"{header['width_divisor']!r}", path)
     return header
 
 
