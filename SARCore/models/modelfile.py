@@ -102,11 +102,15 @@ def save_model_file(path: str | Path, state_dict: dict[str, torch.Tensor],
 def _read_payload(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise ModelFileError("model file not found", path)
+    if path.stat().st_size == 0:
+        raise ModelFileError("not a readable SAR model file (it is empty: 0 bytes)", path,
+                             "the copy or download was cut short; get the file again")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # pickle refusal, truncation, zip errors: all mean "unusable"
+        first = (str(exc).strip().splitlines() or [""])[0][:200]
         raise ModelFileError(f"not a readable SAR model file ({type(exc).__name__}: "
-                             f"{str(exc).splitlines()[0][:200]})", path,
+                             f"{first})", path,
                              "model files are loaded without running code; re-export it "
                              "with SARCore") from exc
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
@@ -175,7 +179,8 @@ def load_model_file(path: str | Path, *, task: str | None = None,
     if bad:
         raise ModelFileError(f"model weights are NaN or infinite ({', '.join(bad[:3])}"
                              f"{', ...' if len(bad) > 3 else ''}): the training that made it "
-                             "diverged", path, "train it again, e.g. with a lower learning rate")
+                             "diverged", path,
+                             "use another model file; this one cannot segment anything")
     expected = {"task": task, "architecture": architecture, "in_channels": in_channels}
     for key, want in expected.items():
         if want is not None and header.get(key) != want:
