@@ -7,8 +7,9 @@ stage will build it, and any :class:`ConfigError` names the section.
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from SARCore.config import from_mapping
@@ -31,14 +32,27 @@ def validate_experiment(config: Any) -> None:
         raise ConfigError(f"pretraining.spacing must be 3 positive numbers (mm), not "
                           f"{list(spacing)!r}")
     if config.pretraining.methods:
-        CubeConfig.from_dict({"seed": config.seed, **dict(config.pretraining.cubes)})
-        for method in config.pretraining.methods:
-            config_from_mapping({"seed": config.seed, "device": config.device,
-                                 **dict(config.pretraining.options)}, "pretraining.options",
-                                {"method": method})
-    from_mapping(SegmentOptions, {"device": config.device, **dict(config.segmentation)},
-                 "segmentation")
+        with _section("pretraining.cubes"):
+            CubeConfig.from_dict({"seed": config.seed, **dict(config.pretraining.cubes)})
+        with _section("pretraining.options"):
+            for method in config.pretraining.methods:
+                config_from_mapping({"seed": config.seed, "device": config.device,
+                                     **dict(config.pretraining.options)}, "pretraining.options",
+                                    {"method": method})
+    with _section("segmentation"):
+        from_mapping(SegmentOptions, {"device": config.device, **dict(config.segmentation)},
+                     "segmentation")
     _check_evaluation(config.evaluation)
+
+
+@contextlib.contextmanager
+def _section(name: str) -> Iterator[None]:
+    """Name the section in the message; the experiment file becomes the error's path."""
+    try:
+        yield
+    except ConfigError as exc:
+        problem = exc.problem if exc.problem.startswith(name) else f"{name}: {exc.problem}"
+        raise ConfigError(problem, hint=exc.hint) from exc
 
 
 def _check_evaluation(options: Mapping[str, Any]) -> None:
