@@ -93,6 +93,7 @@ def acquire_lock(folder: Path) -> Path:
 @contextlib.contextmanager
 def claim_output_folder(folder: str | Path) -> Iterator[Path]:
     """Writable ``folder`` held by this run alone for the duration of the block."""
+    created = not Path(folder).exists()
     folder = check_writable_folder(folder)
     lock = acquire_lock(folder)
     try:
@@ -101,3 +102,6 @@ def claim_output_folder(folder: str | Path) -> Iterator[Path]:
         if _holder(lock) == (os.getpid(), socket.gethostname()):
             with contextlib.suppress(OSError):
                 lock.unlink()
+        if created:  # a run that failed before writing anything leaves no empty folder
+            with contextlib.suppress(OSError):
+                folder.rmdir()

@@ -295,3 +295,26 @@ def test_label_rule_matching_nothing_stops(tmp_path: Path, data_dir: Path) -> No
     assert "--allow-empty-labels" in caught.value.hint
     volumes = load_volumes(cases, preset, classes, tmp_path / "cache", allow_empty=True)
     assert not volumes["brain1"].label.any()  # allowed explicitly: a tumor-free case
+
+
+def test_memory_advice_leaves_out_what_is_in_use(scans: dict[str, Path]) -> None:
+    from SARCore.inference import Segmenter, load_segmentation_model
+    from SARCore.inference.batch import memory_advice
+
+    model = load_segmentation_model(scans["model"])
+    used = Segmenter(model, SegmentOptions(device="cpu", fast=True, batch_size=1))
+    assert memory_advice(used) == "try a smaller --window"
+    plain = Segmenter(model, SegmentOptions(device="cpu"))
+    assert memory_advice(plain) == "try --fast, a smaller --window or --batch-size 1"
+
+
+def test_failed_run_leaves_no_empty_output_folder(tmp_path: Path) -> None:
+    out = tmp_path / "new"
+    with pytest.raises(RuntimeError):
+        with claim_output_folder(out):
+            raise RuntimeError("usage error before any output")
+    assert not out.exists()
+    (tmp_path / "kept").mkdir()
+    with claim_output_folder(tmp_path / "kept"):
+        pass
+    assert (tmp_path / "kept").is_dir()  # a folder the user made is never removed

@@ -209,3 +209,19 @@ def test_preprocess_on_a_full_disk_fails_cleanly(tmp_path: Path, data_dir: Path)
     assert not (out / "example_ct.nii.gz").exists() and _leftovers(out) == []
     manifest = out / "manifest.json"
     assert not manifest.exists() or "example_ct" not in manifest.read_text()
+
+
+def test_segment_on_a_full_disk_fails_cleanly(tmp_path: Path, mri_tcga: Path) -> None:
+    from inference_models import calibrated_model
+
+    model = calibrated_model(tmp_path / "m.sarmodel", preset="mri", spacing=(2.0, 2.0, 6.5))
+    out = tmp_path / "seg"
+    code, events, stderr = sar("segment", str(mri_tcga), "--model", str(model), "--out",
+                               str(out), "--device", "cpu", max_bytes=4_000)
+    assert code == 1, stderr
+    assert_no_traceback(stderr)
+    case_errors = [e for e in events if e["event"] == "error" and e.get("case")]
+    assert len(case_errors) == 1 and case_errors[0]["kind"] == "WriteError"
+    assert "file too large" in case_errors[0]["message"]
+    # The label map fitted, the .seg.nrrd did not: the case keeps neither (a unit).
+    assert sorted(p.name for p in out.iterdir()) == []

@@ -137,10 +137,23 @@ def _write_case(case: InferenceCase, segmenter: Segmenter, out: Path, options: S
     return label_path, seg_path
 
 
+def memory_advice(segmenter: Segmenter) -> str:
+    """What to try after running out of memory, leaving out what is already in use."""
+    options = segmenter.options
+    tips = [tip for tip, in_use in (
+        ("--fast", options.fast),
+        ("a smaller --window", False),
+        ("--batch-size 1", options.batch_size == 1),
+        ("--device cpu", segmenter.device.type == "cpu"),
+    ) if not in_use]
+    return "try " + ", ".join(tips[:-1]) + " or " + tips[-1] if len(tips) > 1 \
+        else "try " + tips[0]
+
+
 def _failure_text(case: InferenceCase, exc: BaseException, segmenter: Segmenter
                   ) -> tuple[str, str | None]:
     if isinstance(exc, (MemoryError, torch.OutOfMemoryError)):
         where = segmenter.device.type
-        return (f"{case.source}: out of memory on {where} (try --fast, a smaller --window, "
-                "--batch-size 1 or --device cpu)", str(case.source))
+        return (f"{case.source}: out of memory on {where} ({memory_advice(segmenter)})",
+                str(case.source))
     return str(exc), getattr(exc, "path", None) or str(case.source)
