@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import signal
 import subprocess
@@ -265,14 +266,16 @@ def test_experiment_file_is_checked_whole(tmp_path: Path, section: str, text: st
     assert caught.value.path == str(path)
 
 
-def test_experiment_cli_stops_before_any_stage(tmp_path: Path) -> None:
+def test_experiment_cli_stops_before_any_stage(tmp_path: Path, capsys) -> None:
+    from SARCore.cli import main
+
     path = tmp_path / "bad.yaml"
     path.write_text("name: bad\npretraining:\n  methods: []\nfinetuning:\n  data: brats2015\n"
                     "segmentation:\n  window: [10, 10, 10]\n")
     out = tmp_path / "out"
-    code, events, stderr = sar("experiment", str(path), "--out", str(out))
-    assert code == 2 and "window must be 3 multiples of 8" in errors(events)[0]
-    assert_no_traceback(stderr)
+    assert main(["experiment", str(path), "--out", str(out), "--progress", "json"]) == 2
+    events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert "window must be 3 multiples of 8" in errors(events)[0]
     assert not out.exists() or not [p for p in out.iterdir() if not p.name.startswith(".")]
 
 
