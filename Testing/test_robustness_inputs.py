@@ -256,3 +256,18 @@ def test_check_writable_folder_names_the_folder(tmp_path: Path) -> None:
 def test_config_errors_are_config_errors() -> None:
     with pytest.raises(ConfigError):
         get_preset("mri", target_spacing=(float("inf"), 1.0, 1.0))
+
+
+def test_preprocess_refuses_outside_paths_unless_allowed(tmp_path: Path, data_dir: Path,
+                                                         capsys) -> None:
+    from SARCore.cli import main
+
+    ct = data_dir / "ct" / "totalsegmentator_example" / "example_ct.nii.gz"
+    folder = _msd(tmp_path / "msd", [{"image": str(ct)}], data_dir)
+    args = ["preprocess", str(folder), "--out", str(tmp_path / "out"), "--preset", "ct",
+            "--spacing", "3", "3", "3", "--progress", "json"]
+    assert main(args) == 1
+    events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert "outside the dataset folder" in errors(events)[0]
+    assert main([*args, "--allow-outside-paths"]) == 0
+    assert (tmp_path / "out" / "example_ct.nii.gz").is_file()

@@ -272,7 +272,7 @@ def _inside(root: Path, name: str, spec_path: Path, allow_outside: bool) -> Path
     if not allow_outside and (Path(name).is_absolute() or (parts and parts[0] == "..")):
         raise DataError(f"entry {name!r} points outside the dataset folder", spec_path,
                         "keep images inside the folder of dataset.json, or allow outside "
-                        "paths explicitly (--allow-outside-paths)")
+                        "paths explicitly (preprocess --allow-outside-paths)")
     return path
 
 
