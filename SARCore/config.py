@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
@@ -68,7 +69,8 @@ def check_probability(name: str, value: float) -> None:
 
 def check_positive(name: str, value: float, integer: bool = False) -> None:
     kind = int if integer else (int, float)
-    if isinstance(value, bool) or not isinstance(value, kind) or value <= 0:
+    if isinstance(value, bool) or not isinstance(value, kind) or not math.isfinite(value) \
+            or value <= 0:
         what = "a positive integer" if integer else "a positive number"
         raise ConfigError(f"{name} must be {what}, not {value!r}")
 

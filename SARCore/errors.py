@@ -6,6 +6,7 @@ and exit code 1; anything else is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 
@@ -14,7 +15,9 @@ class SARError(Exception):
 
     def __init__(self, problem: str, path: str | Path | None = None, hint: str | None = None):
         self.problem = problem
-        self.path = str(path) if path is not None else None
+        # A name with undecodable bytes is shown as \xNN: printing it must not fail.
+        self.path = (os.fsencode(str(path)).decode("utf-8", errors="backslashreplace")
+                     if path is not None else None)
         self.hint = hint
         super().__init__(self.__str__())
 
@@ -43,3 +46,15 @@ class CheckpointError(SARError):
 
 class CancelledError(SARError):
     """The user stopped the job (Ctrl-C or Cancel in Slicer)."""
+
+
+class WriteError(SARError):
+    """An output file could not be written completely (disk full, size limit, no access)."""
+
+
+class TrainingError(SARError):
+    """Training cannot go on: a loss or weight became NaN or infinite."""
+
+
+class LockError(SARError):
+    """Another run is writing to the same output folder."""

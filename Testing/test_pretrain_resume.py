@@ -60,7 +60,7 @@ def check_files_intact(out: Path) -> None:
     assert read_metrics_csv(out / "metrics.csv")
     names = {p.name for p in out.iterdir() if not p.name.startswith(".tmp-")}
     assert names <= {"last.ckpt", "model.sarmodel", "config.json", "metrics.csv",
-                     "loss_curves.png"}, names
+                     "loss_curves.png", ".sar-lock"}, names  # a killed run's lock: stale
 
 
 def run_in_process(args: list[str], capsys: pytest.CaptureFixture) -> list[dict]:

@@ -12,12 +12,16 @@ failed cases), 2 bad usage (argparse or a :class:`~SARCore.errors.ConfigError`),
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import logging
+import os
 import sys
 from types import ModuleType
 
+from SARCore.cli.failures import describe, log_traceback
 from SARCore.errors import ConfigError, SARError
+from SARCore.outputs import claim_output_folder
 from SARCore.progress import make_reporter
 from SARCore.version import __version__
 
@@ -58,6 +62,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Verbs whose ``--out`` is a folder: it must be writable, and one run holds it at a time.
+FOLDER_VERBS = ("preprocess", "cubes", "pretrain", "finetune", "segment", "evaluate",
+                "experiment")
+
+
+def output_folder_of(args: argparse.Namespace) -> contextlib.AbstractContextManager:
+    """The output folder claim of this run (nothing for other verbs, or ranks > 0 of a
+    torchrun job, whose rank 0 holds the folder for all)."""
+    out = getattr(args, "out", None)
+    if args.verb not in FOLDER_VERBS or out is None or int(os.environ.get("RANK", "0")):
+        return contextlib.nullcontext()
+    return claim_output_folder(out)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -65,7 +83,8 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     reporter = make_reporter(args.progress)
     try:
-        return int(args._run(args, reporter))
+        with output_folder_of(args):
+            return int(args._run(args, reporter))
     except ConfigError as exc:
         reporter.error(str(exc), kind="usage")
         if args.progress == "json":
@@ -75,6 +94,17 @@ def main(argv: list[str] | None = None) -> int:
         reporter.error(str(exc), kind=type(exc).__name__, file=exc.path)
         if args.progress == "json":
             print(f"error: {exc}", file=sys.stderr)
+        log_traceback(exc)
+        return EXIT_FAILURE
+    except (OSError, MemoryError) as exc:  # disk full, no access, ...: expected, no traceback
+        known = describe(exc)
+        if known is None:
+            raise
+        kind, message, file = known
+        reporter.error(message, kind=kind, file=file)
+        if args.progress == "json":
+            print(f"error: {message}", file=sys.stderr)
+        log_traceback(exc)
         return EXIT_FAILURE
     except KeyboardInterrupt:
         reporter.error("interrupted", kind="CancelledError")

@@ -56,6 +56,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--cache-dir", metavar="DIR", help="where preprocessed volumes are cached "
         "(default OUT/cache)")
     add("--name", help="model name written in the header (default: the output folder's)")
+    add("--allow-empty-labels", action="store_true", help="let a case whose label values "
+        "the --labels rule does not match train as tumor-free (default: stop with an error)")
     add("--resume", action="store_true", help="continue the run in --out after a stop")
     add("--compile", action="store_true", default=None,
         help="torch.compile the network (first steps slower; see docs/distributed.md)")
@@ -73,6 +75,8 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
             options[field_name] = value
     if args.fresh_head:
         options["transfer_head"] = False
+    if args.allow_empty_labels:
+        options["allow_empty_labels"] = True
     return options
 
 

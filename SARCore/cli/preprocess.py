@@ -31,6 +31,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "or all (one case per sequence); default flair")
     parser.add_argument("--label-map", nargs="+", metavar="SRC:DST",
                         help="remap label values, e.g. 2:1 4:1 (values not named are kept)")
+    parser.add_argument("--allow-outside-paths", action="store_true",
+                        help="let a dataset.json name files outside its own folder "
+                             "(absolute paths, ..); refused by default")
 
 
 def parse_label_map(items: list[str] | None) -> list[tuple[int, int]] | None:
@@ -54,7 +57,8 @@ def run(args: argparse.Namespace, reporter: Reporter) -> int:
 
     preset = get_preset(args.preset, target_spacing=args.spacing, clip=args.clip,
                         label_map=parse_label_map(args.label_map))
-    cases = discover_cases(args.inputs, sequence=args.sequence, modality=args.modality)
+    cases = discover_cases(args.inputs, sequence=args.sequence, modality=args.modality,
+                           allow_outside=args.allow_outside_paths)
     reporter.log(f"{len(cases)} case(s), preset {preset.name}, output {args.out}")
     report = preprocess_cases(cases, args.out, preset, reporter)
     reporter.done(done=len(report.done), skipped=len(report.skipped),

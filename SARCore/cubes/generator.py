@@ -35,8 +35,9 @@ from SARCore.cubes.store import (
     read_meta,
 )
 from SARCore.errors import DataError
+from SARCore.io.checksum import sha256_file
 from SARCore.io.modality import MODALITY_NAMES, modality_code
-from SARCore.preprocess.manifest import load_manifest
+from SARCore.preprocess.manifest import MANIFEST_NAME, entry_field, load_manifest
 from SARCore.progress import NullReporter, Reporter
 
 log = logging.getLogger(__name__)
@@ -83,20 +84,39 @@ def collect_volumes(folders: Sequence[str | Path],
             if case_id in volumes:
                 raise DataError(f"case {case_id!r} appears in two preprocessed folders", folder,
                                 "give each case one preprocessed copy")
-            after = entry["intensity"]["after"]
-            if after["min"] < -RANGE_TOLERANCE or after["max"] > 1 + RANGE_TOLERANCE:
-                outside.append(f"{case_id} ({entry['preset']['name']})")
+            low = entry_field(entry, folder, "intensity", "after", "min")
+            high = entry_field(entry, folder, "intensity", "after", "max")
+            if not isinstance(low, (int, float)) or not isinstance(high, (int, float)):
+                raise DataError(f"manifest entry {case_id!r} has a non-numeric intensity "
+                                "range", folder / MANIFEST_NAME, "preprocess the folder again")
+            if low < -RANGE_TOLERANCE or high > 1 + RANGE_TOLERANCE:
+                outside.append(f"{case_id} ({entry_field(entry, folder, 'preset', 'name')})")
                 continue
-            volumes[case_id] = SourceVolume(case_id, folder / entry["outputs"]["image"],
-                                            modality_code(entry["modality"]),
-                                            entry["sha256"]["image"], entry.get("preset"),
-                                            own)
+            volumes[case_id] = SourceVolume(
+                case_id, folder / str(entry_field(entry, folder, "outputs", "image")),
+                modality_code(entry_field(entry, folder, "modality")),
+                _file_checksum(folder / str(entry["outputs"]["image"]),
+                               entry_field(entry, folder, "sha256", "image")),
+                entry.get("preset"), own)
     if outside:
         raise DataError(f"cases not scaled to [0, 1]: {', '.join(outside)}", folders[0],
                         "pre-training cubes need the ct or mri preset")
     if not volumes:
         raise DataError("no preprocessed cases found", folders[0])
     return list(volumes.values())
+
+
+def _file_checksum(path: Path, recorded: str) -> str:
+    """The file's own sha256, which must still be the one the manifest recorded."""
+    if not path.is_file():
+        raise DataError("preprocessed volume listed in manifest.json is missing", path,
+                        "preprocess the folder again")
+    actual = sha256_file(path)
+    if actual != recorded:
+        raise DataError("preprocessed volume changed since it was written (its checksum "
+                        "differs from manifest.json)", path,
+                        "run preprocess again on the same --out to redo it")
+    return actual
 
 
 def build_cubes(preprocessed_dir: str | Path | Sequence[str | Path], out_dir: str | Path,
@@ -176,7 +196,8 @@ def _write_index(out: Path, config: CubeConfig, volumes: list[SourceVolume],
     meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "config": config.to_dict(),
             "seed": config.seed, "count": int(len(arrays["scale"])),
             "shard_size": config.shard_size, "cube_shape": list(config.cube_shape),
-            "dtype": "float16", "shards": [{"file": n, "count": c} for n, c in zip(shards, sizes)],
+            "dtype": "float16", "shards": [{"file": n, "count": c, "sha256": sha256_file(out / n)}
+                       for n, c in zip(shards, sizes)],
             "cases": [v.case_id for v in volumes], "sources": sources,
             "modality_names": {"0": "CT", "1": "MRI"},
             "scale_names": {"0": "large", "1": "medium", "2": "small"}, "fallbacks": fallbacks,
@@ -222,9 +243,20 @@ def _existing_store(out: Path, config: CubeConfig, sources: list[dict]) -> CubeS
     except DataError:
         return None
     same = meta.get("config") == config.to_dict() and meta.get("sources") == sources
-    if not same or not all((out / s["file"]).is_file() for s in meta["shards"]):
+    if not same or not all(_shard_intact(out, s) for s in meta.get("shards", [])):
         return None
     return info_from_meta(out, meta, arrays, skipped=True)
+
+
+def _shard_intact(out: Path, shard: object) -> bool:
+    """A shard is reused only while its bytes still match the checksum taken when written."""
+    if not isinstance(shard, dict) or not isinstance(shard.get("file"), str):
+        return False
+    path = out / shard["file"]
+    intact = path.is_file() and shard.get("sha256") == sha256_file(path)
+    if not intact:
+        log.info("cube shard %s is missing or changed; rebuilding the store", path)
+    return intact
 
 
 def _clear_store(out: Path) -> None:

@@ -326,5 +326,9 @@ def _load(path: str | Path, overrides: Sequence[str] = ()) -> ExperimentConfig:
     top.pop("finetuning", None)
     if "name" not in top:
         top["name"] = Path(path).stem
-    return from_mapping(ExperimentConfig, {**top, "pretraining": pretraining,
-                                           "finetuning": finetuning}, source=source)
+    config = from_mapping(ExperimentConfig, {**top, "pretraining": pretraining,
+                                             "finetuning": finetuning}, source=source)
+    from SARCore.experiment.validate import validate_experiment
+
+    validate_experiment(config)  # every section now, not when its stage comes
+    return config

@@ -67,6 +67,8 @@ class FinetuneConfig:
     checkpoint_every: int = 0
     cache_dir: str = ""                 # preprocessed volumes; "" = <out>/cache
     name: str = ""                      # model name in the header; "" = from the run
+    allow_empty_labels: bool = False    # a labeled case whose values the rule misses trains
+                                        # as tumor-free instead of stopping the run
 
     def __post_init__(self) -> None:
         if isinstance(self.sequences, str):
@@ -89,7 +91,8 @@ class FinetuneConfig:
                 not isinstance(s, int) or s < 8 or s % 8 for s in self.patch_size):
             raise ConfigError(f"patch_size must be 3 multiples of 8, not {self.patch_size!r}")
         if self.spacing and (len(self.spacing) != 3 or any(
-                not isinstance(s, (int, float)) or s <= 0 for s in self.spacing)):
+                not isinstance(s, (int, float)) or not 0 < s < float("inf")
+                for s in self.spacing)):
             raise ConfigError(f"spacing must be 3 positive numbers (mm), not {self.spacing!r}")
         if any(a not in (0, 1, 2) for a in self.flip_axes):
             raise ConfigError(f"flip_axes must be among 0, 1, 2, not {self.flip_axes!r}")
@@ -105,7 +108,8 @@ class FinetuneConfig:
             _check_count(name, getattr(self, name))
         if self.folds == 1:
             raise ConfigError("folds must be 0 (no cross-validation) or at least 2")
-        for name in ("include_background", "transfer_head", "channels_last", "compile"):
+        for name in ("include_background", "transfer_head", "channels_last", "compile",
+                     "allow_empty_labels"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name} must be true or false, not {getattr(self, name)!r}")
         for name in ("foreground_fraction", "flip_probability"):

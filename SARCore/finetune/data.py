@@ -30,13 +30,14 @@ import SimpleITK as sitk
 
 from SARCore.atomic import write_json_atomic
 from SARCore.errors import DataError
-from SARCore.finetune.labels import ClassSpec, map_labels
+from SARCore.finetune.labels import ClassSpec, check_rule_matches, map_labels
 from SARCore.finetune.patches import Volume
 from SARCore.io.arrays import image_to_array
 from SARCore.io.discovery import CaseSpec, discover_cases
 from SARCore.io.readers import read_image, read_label
 from SARCore.io.writers import write_image
 from SARCore.preprocess.image import preprocess_image
+from SARCore.preprocess.pipeline import label_values
 from SARCore.preprocess.presets import Preset
 from SARCore.progress import NullReporter, Reporter
 
@@ -162,9 +163,11 @@ def _brain_mask(case: LabeledCase, preset: Preset) -> sitk.Image | None:
 
 
 def _preprocess_case(case: LabeledCase, preset: Preset, classes: Sequence[ClassSpec],
-                     files: list[Path]) -> None:
+                     files: list[Path], allow_empty: bool = False) -> None:
     label_image = read_label(case.label)
     brain_mask = _brain_mask(case, preset)
+    check_rule_matches(case.case_id, case.label, label_values(label_image), classes,
+                       allow_empty)
     for index, source in enumerate(case.channels):
         try:
             image, label = preprocess_image(read_image(source), preset,
@@ -187,15 +190,20 @@ def _preprocess_case(case: LabeledCase, preset: Preset, classes: Sequence[ClassS
 
 
 def load_volumes(cases: Sequence[LabeledCase], preset: Preset, classes: Sequence[ClassSpec],
-                 folder: str | Path, reporter: Reporter | None = None) -> dict[str, Volume]:
-    """Preprocessed, label-mapped volumes by case id (preprocessing only what is not cached)."""
+                 folder: str | Path, reporter: Reporter | None = None,
+                 allow_empty: bool = False) -> dict[str, Volume]:
+    """Preprocessed, label-mapped volumes by case id (preprocessing only what is not cached).
+
+    A case with tumor voxels whose values no class rule takes stops the run (a
+    :class:`DataError` naming the case, its values and the rule) unless ``allow_empty``.
+    """
     reporter = reporter or NullReporter()
     folder = Path(folder)
     volumes = {}
     for step, case in enumerate(cases, start=1):
         files = _cached_files(folder, case)
         if not all(f.is_file() for f in files):
-            _preprocess_case(case, preset, classes, files)
+            _preprocess_case(case, preset, classes, files, allow_empty)
         channels = [image_to_array(sitk.ReadImage(str(f)), MEMORY_DTYPE) for f in files[:-1]]
         label = image_to_array(sitk.ReadImage(str(files[-1])), np.uint8)
         volumes[case.case_id] = Volume(case.case_id, np.stack(channels), label)

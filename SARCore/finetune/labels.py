@@ -14,14 +14,17 @@ means a one-channel sigmoid model; two or more mean a softmax over background + 
 
 from __future__ import annotations
 
+import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from SARCore.errors import ConfigError
+from SARCore.errors import ConfigError, DataError
+
+log = logging.getLogger(__name__)
 
 #: Default colours (r, g, b in 0..1) of classes 1, 2, ...: tumor-like red first.
 PALETTE = ((0.89, 0.10, 0.11), (0.98, 0.75, 0.25), (0.22, 0.49, 0.72), (0.30, 0.69, 0.29),
@@ -121,3 +124,22 @@ def map_labels(labels: np.ndarray, classes: tuple[ClassSpec, ...]) -> np.ndarray
     for spec in classes:
         out[spec.select(labels)] = spec.label
     return out
+
+
+def check_rule_matches(case_id: str, path: Any, values: Sequence[int],
+                       classes: Sequence[ClassSpec], allow_empty: bool = False) -> None:
+    """Refuse a case whose non-zero label values no class rule takes.
+
+    Without this a wrong ``--labels`` rule (say ``tumor:5`` on BraTS labels 1-4) maps
+    every tumor voxel to background and the case trains as tumor-free without a word.
+    """
+    found = [int(v) for v in values if int(v) != 0]
+    rule = ",".join(f"{c.name}:{c.rule}" for c in classes)
+    log.info("%s: label values %s", case_id, found or "none (no tumor)")
+    if not found or allow_empty:
+        return
+    probe = np.array(found)
+    if not any(spec.select(probe).any() for spec in classes):
+        raise DataError(f"case {case_id!r} has label values {found} but the rule {rule!r} "
+                        "matches none of them, so it would train as tumor-free", path,
+                        "fix --labels (e.g. 'tumor:>0'), or pass --allow-empty-labels")

@@ -222,7 +222,8 @@ def _load_volumes(config: FinetuneConfig, plan: RunPlan, out: Path,
                   reporter: Reporter) -> dict[str, Volume]:
     cache_root = Path(config.cache_dir) if config.cache_dir else out / "cache"
     folder = cache_folder(cache_root, plan.preset, plan.classes, config.sequences)
-    return load_volumes(plan.needed_cases(), plan.preset, plan.classes, folder, reporter)
+    return load_volumes(plan.needed_cases(), plan.preset, plan.classes, folder, reporter,
+                        allow_empty=config.allow_empty_labels)
 
 
 def _finish(config: FinetuneConfig, plan: RunPlan, out: Path,

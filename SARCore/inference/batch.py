@@ -4,7 +4,8 @@ Per case: ``<out>/<case_id>_label.nii.gz`` (or ``_label.nrrd``) with exactly the
 scan's geometry, and ``<out>/<case_id>.seg.nrrd`` (named, colored segments for 3D
 Slicer). Existing outputs are refused (the case fails, naming the file) unless
 ``overwrite`` is set. Both files are written atomically; if the second cannot be written
-the first is removed, so a case has both outputs or neither.
+the first is removed, so a case has both outputs or neither. A run killed between the two
+leaves one: a rerun then redoes that case instead of refusing it.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from SARCore.inference.model import load_segmentation_model
 from SARCore.inference.seg_nrrd import write_seg_nrrd
 from SARCore.inference.segment import Progress, Segmenter, SegmentOptions
 from SARCore.io.readers import read_image
-from SARCore.io.writers import write_image
+from SARCore.io.writers import check_storable, write_image
 from SARCore.progress import NullReporter, Reporter
 
 log = logging.getLogger(__name__)
@@ -96,7 +97,8 @@ def _run_case(case: InferenceCase, segmenter: Segmenter, out: Path, options: Seg
     except (SARError, MemoryError, torch.OutOfMemoryError) as exc:
         error, file = _failure_text(case, exc, segmenter)
         log.warning("%s failed: %s", case.case_id, error)
-        reporter.log(f"failed: {case.case_id}: {error}")
+        reporter.error(f"failed: {case.case_id}: {error}", kind=type(exc).__name__, file=file,
+                       case=case.case_id)
         report.failed.append({"case": case.case_id, "error": error, "file": file})
         return
     seconds = round(time.monotonic() - start, 1)
@@ -110,12 +112,18 @@ def _write_case(case: InferenceCase, segmenter: Segmenter, out: Path, options: S
     if case.problem:
         raise DataError(case.problem)
     label_path, seg_path = output_paths(out, case.case_id, options.label_format)
-    if not options.overwrite:
-        for path in (label_path, seg_path):
-            if path.exists():
-                raise DataError("output already exists", path,
-                                "pass --overwrite to replace it, or choose another --out")
+    existing = [path for path in (label_path, seg_path) if path.exists()]
+    if not options.overwrite and len(existing) == 2:
+        raise DataError("output already exists", label_path,
+                        "pass --overwrite to replace it, or choose another --out")
+    if len(existing) == 1:  # a run killed between the two files: the case is redone whole
+        log.info("%s: only %s exists (an earlier run was stopped); redoing the case",
+                 case.case_id, existing[0].name)
     images = [read_image(source) for source in case.sources]
+    try:
+        check_storable(images[0], label_path)  # before the work, not after it
+    except DataError as exc:
+        raise DataError(exc.problem, case.source, exc.hint) from exc
     try:
         labels = segmenter.segment(images, progress)
     except DataError as exc:  # the pure steps know no file names: add the case's
@@ -129,10 +137,23 @@ def _write_case(case: InferenceCase, segmenter: Segmenter, out: Path, options: S
     return label_path, seg_path
 
 
+def memory_advice(segmenter: Segmenter) -> str:
+    """What to try after running out of memory, leaving out what is already in use."""
+    options = segmenter.options
+    tips = [tip for tip, in_use in (
+        ("--fast", options.fast),
+        ("a smaller --window", False),
+        ("--batch-size 1", options.batch_size == 1),
+        ("--device cpu", segmenter.device.type == "cpu"),
+    ) if not in_use]
+    return "try " + ", ".join(tips[:-1]) + " or " + tips[-1] if len(tips) > 1 \
+        else "try " + tips[0]
+
+
 def _failure_text(case: InferenceCase, exc: BaseException, segmenter: Segmenter
                   ) -> tuple[str, str | None]:
     if isinstance(exc, (MemoryError, torch.OutOfMemoryError)):
         where = segmenter.device.type
-        return (f"{case.source}: out of memory on {where} (try --fast, a smaller --window, "
-                "--batch-size 1 or --device cpu)", str(case.source))
+        return (f"{case.source}: out of memory on {where} ({memory_advice(segmenter)})",
+                str(case.source))
     return str(exc), getattr(exc, "path", None) or str(case.source)

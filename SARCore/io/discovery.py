@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -33,6 +34,7 @@ import SimpleITK as sitk
 from SARCore.config import check_choice
 from SARCore.errors import DataError
 from SARCore.io.modality import MODALITY_NAMES, modality_code
+from SARCore.io.paths import printable
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +72,12 @@ class CaseSpec:
 
 
 def discover_cases(inputs: Sequence[str | Path], sequence: str = "flair",
-                   modality: str | None = None) -> list[CaseSpec]:
-    """All cases behind ``inputs`` in a stable order, with unique ``case_id`` values."""
+                   modality: str | None = None, allow_outside: bool = False) -> list[CaseSpec]:
+    """All cases behind ``inputs`` in a stable order, with unique ``case_id`` values.
+
+    ``allow_outside`` lets a ``dataset.json`` name files outside its own folder (absolute
+    paths, ``..``); by default they are refused, so a dataset cannot reach other files.
+    """
     check_choice("sequence", sequence, SEQUENCES)
     forced = MODALITY_NAMES[modality_code(modality)] if modality else None
     cases: list[CaseSpec] = []
@@ -79,7 +85,8 @@ def discover_cases(inputs: Sequence[str | Path], sequence: str = "flair",
         path = Path(raw).expanduser()
         if not path.exists():
             raise DataError("input not found", path)
-        found = [_image_case(path)] if path.is_file() else _folder_cases(path, sequence, 0)
+        found = [_image_case(path)] if path.is_file() else _folder_cases(path, sequence, 0,
+                                                                         allow_outside)
         if not found:
             raise DataError("no images found", path,
                             f"expected files ending in {', '.join(IMAGE_SUFFIXES)}, "
@@ -108,12 +115,29 @@ def _strip_suffix(name: str) -> str:
 
 
 def _image_case(path: Path, label: Path | None = None, modality: str | None = None) -> CaseSpec:
-    return CaseSpec(_strip_suffix(path.name), (path,), label, modality)
+    case = CaseSpec(_strip_suffix(printable(path.name)), (path,), label, modality)
+    bad = [p for p in (path, label) if p is not None and not _is_utf8(p)]
+    if bad:
+        return replace(case, problem=f"{printable(bad[0])}: file name is not valid UTF-8 "
+                                     "(rename it using plain characters)")
+    return case
 
 
-def _folder_cases(folder: Path, sequence: str, depth: int) -> list[CaseSpec]:
+def _is_utf8(path: Path) -> bool:
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _folder_cases(folder: Path, sequence: str, depth: int,
+                  allow_outside: bool = False) -> list[CaseSpec]:
+    if not _is_utf8(folder):  # ITK aborts the process on such a name: one failed case
+        return [CaseSpec(printable(folder.name), (folder,), problem=f"{printable(folder)}: "
+                         "folder name is not valid UTF-8 (rename it using plain characters)")]
     if (folder / "dataset.json").is_file():
-        return _msd_cases(folder)
+        return _msd_cases(folder, allow_outside)
     entries = sorted(p for p in folder.iterdir() if not p.name.startswith("."))
     images = [p for p in entries if is_image_file(p)]
     if _is_brats_case(images):
@@ -123,7 +147,7 @@ def _folder_cases(folder: Path, sequence: str, depth: int) -> list[CaseSpec]:
         cases.extend(_dicom_cases(folder))
     if depth < MAX_DEPTH:
         for sub in (p for p in entries if p.is_dir()):
-            cases.extend(_folder_cases(sub, sequence, depth + 1))
+            cases.extend(_folder_cases(sub, sequence, depth + 1, allow_outside))
     return cases
 
 
@@ -211,15 +235,21 @@ def _dicom_cases(folder: Path) -> list[CaseSpec]:
     return cases
 
 
-def _msd_cases(root: Path) -> list[CaseSpec]:
+def _msd_cases(root: Path, allow_outside: bool = False) -> list[CaseSpec]:
     """Cases of a Medical Segmentation Decathlon folder (its ``"training"`` list)."""
     spec_path = root / "dataset.json"
+    expected = 'expected JSON with "training": [{"image": ..., "label": ...}]'
     try:
         spec = json.loads(spec_path.read_text(encoding="utf-8"))
-        entries = spec["training"]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    except (OSError, ValueError) as exc:
         raise DataError(f"not a readable MSD dataset description ({exc})", spec_path,
-                        'expected JSON with "training": [{"image": ..., "label": ...}]') from exc
+                        expected) from exc
+    if not isinstance(spec, dict) or not isinstance(spec.get("training"), list):
+        found = type(spec.get("training")).__name__ if isinstance(spec, dict) \
+            else type(spec).__name__
+        raise DataError(f'"training" must be a list of entries (found {found})', spec_path,
+                        expected)
+    entries = spec["training"]
     modality = _msd_modality(spec.get("modality"))
     layout = "msd-pancreas" if "pancreas" in str(spec.get("name", "")).lower() else "msd"
     cases = []
@@ -229,14 +259,28 @@ def _msd_cases(root: Path) -> list[CaseSpec]:
         if not isinstance(entry, dict) or not isinstance(entry.get("image"), str):
             raise DataError(f"bad training entry {entry!r}", spec_path,
                             'each entry needs an "image" path')
-        image = root / entry["image"]
-        label = root / entry["label"] if entry.get("label") else None
+        if entry.get("label") is not None and not isinstance(entry["label"], str):
+            raise DataError(f"bad training entry {entry!r}: \"label\" must be a path", spec_path)
+        image = _inside(root, entry["image"], spec_path, allow_outside)
+        label = _inside(root, entry["label"], spec_path, allow_outside) \
+            if entry.get("label") else None
         case = replace(_image_case(image, label, modality), layout=layout)
         missing = [p for p in (image, label) if p is not None and not p.is_file()]
         if missing:
             case = replace(case, problem=f"{missing[0]}: file not found (listed in {spec_path})")
         cases.append(case)
     return cases
+
+
+def _inside(root: Path, name: str, spec_path: Path, allow_outside: bool) -> Path:
+    """``root / name``, refused when it leaves ``root`` (absolute path or ``..``)."""
+    path = root / name
+    parts = Path(os.path.normpath(name)).parts
+    if not allow_outside and (Path(name).is_absolute() or (parts and parts[0] == "..")):
+        raise DataError(f"entry {name!r} points outside the dataset folder", spec_path,
+                        "keep images inside the folder of dataset.json, or allow outside "
+                        "paths explicitly (preprocess --allow-outside-paths)")
+    return path
 
 
 def _msd_modality(value: object) -> str | None:

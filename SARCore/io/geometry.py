@@ -74,5 +74,11 @@ def grid_mismatch(reference: Geometry, other: Geometry) -> str | None:
     return None
 
 
+def is_orthogonal(direction: tuple[float, ...]) -> bool:
+    """Whether the direction matrix's axes are at right angles (oblique is fine, shear not)."""
+    matrix = np.array(direction, dtype=np.float64).reshape(3, 3)
+    return bool(np.allclose(matrix.T @ matrix, np.eye(3), atol=DIRECTION_ATOL))
+
+
 def _fmt(values: tuple[float, ...]) -> str:
     return "(" + ", ".join(f"{v:.4g}" for v in values) + ")"

@@ -61,17 +61,41 @@ def _parse_header(head: bytes, path: Path) -> _Header:
         raise DataError("truncated NIfTI file (header incomplete)", path, _CUT_HINT)
     endian = "<" if struct.unpack("<i", head[:4])[0] in (348, 540) else ">"
     if struct.unpack(endian + "i", head[:4])[0] == 540:  # NIfTI-2
+        if len(head) < 540:
+            raise DataError("truncated NIfTI-2 file (header incomplete)", path, _CUT_HINT)
         datatype, bitpix = struct.unpack(endian + "2h", head[12:16])
         dims = struct.unpack(endian + "8q", head[16:80])
+        pixdim = struct.unpack(endian + "8d", head[104:168])
         offset = struct.unpack(endian + "q", head[168:176])[0]
     else:  # NIfTI-1
         dims = struct.unpack(endian + "8h", head[40:56])
         datatype, bitpix = struct.unpack(endian + "2h", head[70:74])
+        pixdim = struct.unpack(endian + "8f", head[76:108])
         offset = int(struct.unpack(endian + "f", head[108:112])[0])
+    _check_header_values(dims, pixdim, bitpix, path)
     count = int(np.prod([max(1, d) for d in dims[1: 1 + max(0, min(dims[0], 7))]]))
     code = _FLOAT_CODES.get(datatype)
     dtype = np.dtype(endian + code) if code else None
     return _Header(offset, count, max(1, bitpix // 8), dtype)
+
+
+def _check_header_values(dims: tuple, pixdim: tuple, bitpix: int, path: Path) -> None:
+    """Refuse what ITK would read as something else: a zero, infinite or missing voxel
+    size becomes 1 mm there, silently changing every physical measure."""
+    rank = dims[0]
+    if not 1 <= rank <= 7 or any(d < 1 for d in dims[1:1 + rank]):
+        raise DataError(f"invalid NIfTI header: dim = {list(dims)}", path,
+                        "the header is damaged; export the image again")
+    if bitpix <= 0:
+        raise DataError(f"invalid NIfTI header: bitpix = {bitpix}", path,
+                        "the header is damaged; export the image again")
+    spatial = [float(v) for v in pixdim[1:1 + min(rank, 3)]]
+    if any(not np.isfinite(v) or v == 0 for v in spatial):
+        shown = ", ".join(f"{v:g}" for v in spatial)
+        raise DataError(f"invalid voxel spacing in the NIfTI header (pixdim = {shown}); a "
+                        "zero or missing spacing would be read as 1 mm", path,
+                        "set the real voxel size in the header (e.g. with nibabel) or "
+                        "export the image again")
 
 
 def _scan_voxels(stream: BinaryIO, head: bytes, header: _Header) -> tuple[int, int]:

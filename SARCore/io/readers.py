@@ -17,6 +17,7 @@ import SimpleITK as sitk
 
 from SARCore.errors import DataError
 from SARCore.io.nifti_check import check_nifti_file, is_nifti
+from SARCore.io.paths import check_itk_path
 
 ImageSource = str | Path | Sequence[str | Path]
 
@@ -52,6 +53,7 @@ def source_files(source: ImageSource) -> list[Path]:
     """The files behind ``source`` (a DICOM folder expands to its one series)."""
     if isinstance(source, (str, Path)):
         path = Path(source)
+        check_itk_path(path)
         return list(dicom_series_files(path)) if path.is_dir() else [path]
     return [Path(p) for p in source]
 
@@ -80,6 +82,7 @@ def _read_3d(source: ImageSource) -> tuple[sitk.Image, Path]:
     files = source_files(source)
     where = files[0].parent if len(files) > 1 else files[0]
     for path in files:
+        check_itk_path(path)
         if not path.is_file():
             raise DataError("file not found", path)
     try:

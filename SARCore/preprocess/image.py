@@ -23,6 +23,10 @@ from SARCore.preprocess.brain import brain_region
 from SARCore.preprocess.presets import Preset
 from SARCore.preprocess.resample import resample_array
 
+#: More voxels than any real scan resampled at 0.5 mm (a 50 cm cube is 1e9): a header or
+#: option must be wrong.
+MAX_VOXELS = 2e9
+
 
 def target_geometry(geometry: Geometry, preset: Preset) -> Geometry:
     """The output grid: same origin, direction and extent, at the preset's spacing."""
@@ -84,7 +88,15 @@ def check_label_grid(image: sitk.Image, label: sitk.Image) -> None:
 
 
 def check_size(source: Geometry, target: Geometry, preset: Preset) -> None:
-    """Refuse volumes that end up smaller than ``preset.min_shape`` voxels."""
+    """Refuse volumes that end up smaller than ``preset.min_shape`` voxels, or so large
+    that the spacing must be wrong (say so, rather than run out of memory later)."""
+    voxels = float(np.prod([float(n) for n in target.size]))
+    if voxels > MAX_VOXELS:
+        raise DataError(
+            f"resampling to {_shape(target.spacing)} mm would give {_shape(target.size)} "
+            f"voxels ({voxels:.3g}): the scan's spacing {_shape(source.spacing)} mm or its "
+            f"size {_shape(source.size)} is implausible", hint="check the voxel spacing in "
+            "the file's header, or choose a coarser --spacing")
     if any(n < m for n, m in zip(target.size, preset.min_shape)):
         raise DataError(
             f"volume is too small: {_shape(target.size)} voxels at "

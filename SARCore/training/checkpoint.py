@@ -15,6 +15,7 @@ import torch
 
 from SARCore.atomic import torch_save_atomic
 from SARCore.errors import CheckpointError
+from SARCore.training.finite import check_state
 
 CHECKPOINT_NAME = "last.ckpt"
 
@@ -49,6 +50,8 @@ def _as_tuples(value: Any) -> Any:
 
 
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
+    """Write ``state`` atomically; never a checkpoint whose model weights are NaN/Inf."""
+    check_state(state.get("model", {}), "checkpoint")
     torch_save_atomic(state, path)
 
 

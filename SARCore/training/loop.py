@@ -31,7 +31,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from SARCore.config import check_choice, check_positive, to_dict
-from SARCore.errors import CheckpointError
+from SARCore.errors import CheckpointError, TrainingError
 from SARCore.progress import NullReporter, Reporter
 from SARCore.training import checkpoint as ckpt
 from SARCore.training.batchnorm_stats import recalibrate_batchnorm
@@ -45,6 +45,7 @@ from SARCore.training.distributed import (
     init_distributed,
 )
 from SARCore.training.early_stopping import EarlyStopping
+from SARCore.training.finite import check_loss, check_weights
 from SARCore.training.loaders import PassLoader
 from SARCore.training.meter import MeanMeter
 from SARCore.training.metrics_log import plot_loss_curves, write_metrics_csv
@@ -265,9 +266,16 @@ class _Run:
         with self.autocast:
             terms = self.model(batch, self.generator)
         loss = terms["loss"]
+        lr = self.optimizer.param_groups[0]["lr"]
+        # Every step on a CPU (no cost); a GPU checks at the read points (no per-step sync).
+        every_step = self.device.type == "cpu"
+        if every_step:
+            check_loss(loss, self.global_step, self.stage, lr)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
+        if every_step or self._read_now():
+            check_weights(self.objective.parameters(), self.global_step + 1, self.stage, lr)
         n = next(v for v in batch.values() if isinstance(v, torch.Tensor)).shape[0]
         self.meter.add(terms, n)
         self.batch_in_epoch += 1
@@ -293,8 +301,9 @@ class _Run:
     def _read_running_loss(self) -> None:
         self._last_loss = self.meter.mean("loss")
         if not math.isfinite(self._last_loss):
-            raise FloatingPointError(f"{self.stage} loss became {self._last_loss} by step "
-                                     f"{self.global_step}; lower the learning rate")
+            raise TrainingError(f"{self.stage} loss became {self._last_loss} by step "
+                                f"{self.global_step}, so training stopped and no model was saved",
+                                hint="the training diverged; lower the learning rate")
 
     def recalibrate_batchnorm(self, steps_this_epoch: int) -> None:
         """Batch-norm statistics for the current weights (see :mod:`.batchnorm_stats`),
