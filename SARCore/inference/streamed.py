@@ -14,8 +14,9 @@ stays alive, in fp32 bytes per window voxel with level-0 width ``c`` (64 at pape
     levels 2-3 (skips, pooled, decoder output)  about c / 8 x 4 (30 B)
     logits                                          K x 4
 
-about 3.3 c bytes per voxel (210 B at paper width) against 25 c for the plain forward,
-plus the slab working memory, which the caller fixes (``work_bytes``). The result equals
+at most 2.25 c bytes per voxel at once (144 B at paper width; level 0's pooled output is
+freed before the decoder runs) against about 25 c for the plain forward, plus the slab
+working memory, which the caller fixes (``work_bytes``). The result equals
 the plain forward's up to float rounding: each convolution is evaluated on its slab plus
 the halo it needs (one voxel per 3x3x3 convolution), with zero padding only where the
 whole window has its border, so a BraTS volume fits in one window: no overlap, no window
@@ -33,8 +34,12 @@ from torch import nn
 
 from SARCore.models import UNet3D
 
-#: Bytes per voxel and level-0 channel of the tensors kept whole (see the module docstring).
-STORED_BYTES_PER_VOXEL_CHANNEL = 3.4
+#: Bytes per voxel and level-0 channel of the tensors kept whole at their peak (level 1's
+#: skip, level 2's output and level 1's output: 2.25 c), with margin.
+STORED_BYTES_PER_VOXEL_CHANNEL = 2.4
+#: Bytes per voxel and output channel outside the network: logits, probabilities, the
+#: sliding window's accumulators and result (float32, float32, float32, float16).
+OUTPUT_BYTES_PER_VOXEL_CHANNEL = 4 + 4 + 8 + 2
 #: Working bytes per slab voxel and channel of a stage's widest input (its tensors at once:
 #: upsampled + skip + their concatenation + two convolution outputs), fp32.
 WORK_BYTES_PER_VOXEL_CHANNEL = 4 * 2.7
@@ -44,8 +49,9 @@ HALO = 2
 
 def stored_bytes(net: UNet3D, window: Sequence[int]) -> float:
     """Bytes of whole-window tensors the streamed forward keeps (batch of one)."""
-    channels = net.encoder_channels[0] * STORED_BYTES_PER_VOXEL_CHANNEL + 4 * net.out_channels
-    return channels * math.prod(window)
+    per_voxel = (net.encoder_channels[0] * STORED_BYTES_PER_VOXEL_CHANNEL
+                 + net.out_channels * OUTPUT_BYTES_PER_VOXEL_CHANNEL + 8 * net.in_channels)
+    return per_voxel * math.prod(window)
 
 
 def slab_bytes(net: UNet3D, window: Sequence[int], planes: int) -> float:
