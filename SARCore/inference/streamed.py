@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import nn
 
+from SARCore.inference.upfold import FoldedUp
 from SARCore.models import UNet3D
 
 #: Bytes per voxel and level-0 channel of the tensors kept whole at their peak (level 1's
@@ -77,6 +78,7 @@ class StreamedUNet:
             if isinstance(module, nn.Conv3d) and module.kernel_size == (3, 3, 3):
                 if module.padding != (1, 1, 1) or module.stride != (1, 1, 1) or module.groups != 1:
                     raise ValueError("streamed forward needs 3x3x3 convolutions with padding 1")
+        self._folds = {id(block): FoldedUp(block.up, block.convs[0][0]) for block in net.decoder}
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         if x.ndim != 5 or any(side % 8 for side in x.shape[2:]):
@@ -136,19 +138,23 @@ class StreamedUNet:
         widest = block.up.out_channels + channels
         step = self._step((lower.shape[0], lower.shape[3] * 2, lower.shape[4] * 2), widest)
         result = None
+        fold = self._folds[id(block)]
+        leaves = _leaves(block.convs[0])
+        first, after = leaves[0], leaves[1:]
         for start in range(0, size, step):
             stop = min(size, start + step)
             low, high = max(0, start // 2 - 1), min(lower.shape[2], stop // 2 + 1)
-            up = block.up(lower[:, :, low:high])
             lo, hi = 2 * low, 2 * high
             if last:
                 skip_part = _level_range(self.net.encoder[0], image, lo, hi)
             else:
                 skip_part = skip[:, :, lo:hi]  # type: ignore[index]
-            joined = torch.cat([up, skip_part], dim=1)
-            del up, skip_part
-            out, lo, hi = _run_level(block.convs, joined, lo, hi, size)
-            del joined
+            out, lo, hi = _conv(first, skip_part, lo, hi, size, skip_from=fold.channels_up)
+            del skip_part
+            fold.add_to(out, lower[:, :, low:high], low, lo)
+            for module in after:
+                out = module(out)
+            out, lo, hi = _run_level(block.convs[1:], out, lo, hi, size)
             out = out[:, :, start - lo:stop - lo]
             if last:
                 out = self.net.head(out)
@@ -194,8 +200,9 @@ def _leaves(blocks: nn.Module) -> list[nn.Module]:
     return [m for m in blocks.modules() if not list(m.children())]
 
 
-def _conv(conv: nn.Conv3d, x: torch.Tensor, lo: int, hi: int, size: int
+def _conv(conv: nn.Conv3d, x: torch.Tensor, lo: int, hi: int, size: int, skip_from: int = 0
           ) -> tuple[torch.Tensor, int, int]:
+    """``conv`` (its input channels from ``skip_from`` on) over ``x`` covering ``[lo, hi)``."""
     pad_lo, pad_hi = int(lo == 0), int(hi == size)
     if pad_lo or pad_hi:
         parts = [x]
@@ -205,6 +212,7 @@ def _conv(conv: nn.Conv3d, x: torch.Tensor, lo: int, hi: int, size: int
         if pad_hi:
             parts.append(torch.zeros_like(plane))
         x = torch.cat(parts, dim=2)
-    out = F.conv3d(x, conv.weight, conv.bias, padding=(0, 1, 1))
+    weight = conv.weight[:, skip_from:] if skip_from else conv.weight
+    out = F.conv3d(x, weight, conv.bias, padding=(0, 1, 1))
     return out, lo + 1 - pad_lo, hi - 1 + pad_hi
 
