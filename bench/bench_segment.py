@@ -40,6 +40,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import resource
 import subprocess
 import sys
@@ -63,6 +64,12 @@ from SARCore.training.device import resolve_device  # noqa: E402
 DEFAULT_IMAGE = REPO.parent / "shared" / "data" / "brats2015" / "brats_2013_pat0001_1" / \
     "Flair_subtrMeanDivStd.nii.gz"
 WINDOW, OVERLAP = (64, 64, 32), 0.25
+#: The careful CPU user's MONAI: BN folded, channels-last, 4 windows per batch, and the
+#: fastest of these windows (``careful`` in ``--runs`` tries each).
+CAREFUL_BATCH, CAREFUL_WINDOWS = 4, ("64x64x32", "96x96x64", "128x128x64")
+#: Forward multiply-adds x 2 per voxel of the paper-width MG U-Net (1.86 MFLOP; a width
+#: divisor k divides it by about k^2): the whole BraTS volume once is the issue's 17 TFLOP.
+FLOP_PER_VOXEL = 1.86e6
 #: ``random``: window (x, y, z start) through pat0001's tumor; 30 % of it becomes foreground.
 CALIBRATION_START, FOREGROUND_QUANTILE = (52, 92, 50), 0.7
 #: ``bright``: logit gain per z-score unit; share of the scan labelled foreground.
@@ -120,27 +127,35 @@ def _calibrate_random(net: UNet3D, volume: np.ndarray) -> None:
                                     FOREGROUND_QUANTILE)
 
 
-def run_monai(image_path: Path, model_path: Path, out: Path, device: torch.device) -> dict:
+def run_monai(image_path: Path, model_path: Path, out: Path, device: torch.device,
+              window: tuple[int, int, int] = WINDOW, batch: int = 1,
+              careful: bool = False) -> dict:
+    """MONAI's default configuration, or (``careful``) what a careful CPU user would run:
+    BN folded into the convolutions, channels-last, ``batch`` windows at once."""
     from monai.inferers import sliding_window_inference
 
+    from SARCore.inference.runtime import prepare_network
     from SARCore.io.writers import write_image
 
     model = load_segmentation_model(model_path)
-    net = model.net.to(device).eval()
+    net = (prepare_network(model.net, device) if careful else model.net.to(device).eval())
     start = time.perf_counter()
     image = sitk.ReadImage(str(image_path))
     prepared, _ = preprocess_image(image, model.preset)
     volume = torch.from_numpy(image_to_array(prepared, np.float32))[None, None].to(device)
     with torch.inference_mode():
-        logits = sliding_window_inference(volume, WINDOW, 1, net, overlap=OVERLAP,
+        if careful:
+            volume = volume.contiguous(memory_format=torch.channels_last_3d)
+        logits = sliding_window_inference(volume, window, batch, net, overlap=OVERLAP,
                                           mode="gaussian")
     labels = (torch.sigmoid(logits)[0, 0] >= 0.5).cpu().numpy().astype(np.uint8)
-    write_image(array_to_image(labels, image), out / "monai_label.nii.gz")
+    name = f"monai_{'x'.join(map(str, window))}_{batch}{'_careful' if careful else ''}"
+    write_image(array_to_image(labels, image), out / f"{name}.nii.gz")
     seconds = time.perf_counter() - start
     steps = [math.ceil((n - w) / int(w * (1 - OVERLAP))) + 1 if n > w else 1
-             for n, w in zip(volume.shape[2:], WINDOW)]  # MONAI's own window count
-    return {"seconds": seconds, "label": str(out / "monai_label.nii.gz"),
-            "windows": math.prod(steps), "window": list(WINDOW), "batch": 1}
+             for n, w in zip(volume.shape[2:], window)]  # MONAI's own window count
+    return {"seconds": seconds, "label": str(out / f"{name}.nii.gz"),
+            "windows": math.prod(steps), "window": list(window), "batch": batch}
 
 
 def run_ours(image_path: Path, model_path: Path, out: Path, fast: bool, device: str) -> dict:
@@ -164,11 +179,18 @@ def run_ours(image_path: Path, model_path: Path, out: Path, fast: bool, device: 
 def child(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     out = Path(args.out)
+    start_cpu = time.process_time()
     if args.only == "monai":
         result = run_monai(Path(args.image), Path(args.model), out, resolve_device(args.device))
+    elif args.only.startswith("careful"):
+        window = tuple(int(v) for v in args.only.split(":")[1].split("x"))
+        result = run_monai(Path(args.image), Path(args.model), out,
+                           resolve_device(args.device), window, CAREFUL_BATCH, careful=True)
     else:
         result = run_ours(Path(args.image), Path(args.model), out, args.only == "fast",
                           args.device)
+    result["cpu_seconds"] = time.process_time() - start_cpu
+    result["load"] = os.getloadavg()[0]
     result["peak_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     print("RESULT " + json.dumps(result), flush=True)
 
@@ -201,9 +223,11 @@ def main() -> None:
                         help="where both pipelines run (cuda: MONAI fp32, ours auto=bf16)")
     parser.add_argument("--network", choices=("bright", "random"), default="bright",
                         help="see the module docstring")
-    parser.add_argument("--runs", nargs="+", default=["monai", "ours", "fast"],
-                        choices=("monai", "ours", "fast"))
-    parser.add_argument("--only", choices=("monai", "ours", "fast"), help=argparse.SUPPRESS)
+    parser.add_argument("--runs", nargs="+", default=["monai", "careful", "ours", "fast"],
+                        choices=("monai", "careful", "ours", "fast"),
+                        help="careful: MONAI tuned for a CPU, each of --careful-windows")
+    parser.add_argument("--careful-windows", nargs="+", default=list(CAREFUL_WINDOWS))
+    parser.add_argument("--only", help=argparse.SUPPRESS)
     parser.add_argument("--model", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -213,7 +237,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-segment-") as tmp:
         folder = Path(tmp)
         model = make_model(Path(args.image), args.width_divisor, folder, args.network)
-        results = {kind: spawn(kind, args, model, folder) for kind in args.runs}
+        kinds = [k for run in args.runs
+                 for k in ([f"careful:{w}" for w in args.careful_windows]
+                           if run == "careful" else [run])]
+        results = {kind: spawn(kind, args, model, folder) for kind in kinds}
         report(results, args)
 
 
@@ -224,16 +251,30 @@ def report(results: dict, args: argparse.Namespace) -> None:
     manual = _labels(str(manual_path)) if manual_path.is_file() else None
     print(f"image {Path(args.image).name} {size}, width_divisor {args.width_divisor}, "
           f"{args.network} network, {args.device}, {args.threads} threads, torch {torch.__version__}")
-    print(f"{'run':8s} {'seconds':>9s} {'peak GB':>8s} {'windows':>8s} {'window':>14s} "
-          f"{'batch':>5s} {'fg %':>6s} {'Dice vs MONAI':>14s} {'Dice vs manual':>15s}")
+    print(f"{'run':18s} {'seconds':>9s} {'CPU s':>8s} {'load':>5s} {'peak GB':>8s} {'windows':>8s} {'window':>14s} "
+          f"{'batch':>5s} {'fg %':>6s} {'Dice vs MONAI':>14s} {'Dice vs ours':>13s} "
+          f"{'Dice vs manual':>15s}")
+    ours = _labels(results["ours"]["label"]) if "ours" in results else None
     for kind, result in results.items():
         labels = _labels(result["label"])
         agreement = f"{_dice(labels, reference):.4f}" if reference is not None else "-"
         truth = f"{_dice(labels, manual):.4f}" if manual is not None else "-"
+        versus_ours = f"{_dice(labels, ours):.4f}" if ours is not None else "-"
         window = "x".join(str(w) for w in result["window"])
-        print(f"{kind:8s} {result['seconds']:9.1f} {result['peak_rss_gb']:8.2f} "
+        print(f"{kind:18s} {result['seconds']:9.1f} {result['cpu_seconds']:8.1f} "
+              f"{result['load']:5.1f} {result['peak_rss_gb']:8.2f} "
               f"{result['windows']:8d} {window:>14s} {result['batch']:5d} "
-              f"{100 * labels.mean():6.2f} {agreement:>14s} {truth:>15s}")
+              f"{100 * labels.mean():6.2f} {agreement:>14s} {versus_ours:>13s} {truth:>15s}")
+    if "ours" in results:
+        voxels = math.prod(sitk.ReadImage(str(args.image)).GetSize())
+        flop = FLOP_PER_VOXEL / args.width_divisor ** 2 * voxels
+        ours = results["ours"]["seconds"]
+        print(f"one pass over the volume: {flop / 1e12:.2f} TFLOP; ours reached "
+              f"{flop / ours / 1e9:.1f} GFLOP/s end to end")
+        careful = [(r["seconds"], k) for k, r in results.items() if k.startswith("careful")]
+        if careful:
+            best, kind = min(careful)
+            print(f"careful MONAI best: {kind} {best:.1f} s; ratio against it {best / ours:.2f}")
     if "monai" in results and "ours" in results:
         print(f"ratio: {results['monai']['seconds'] / results['ours']['seconds']:.2f}")
 

@@ -6,11 +6,14 @@ image per input channel) into a label map on the first scan's own grid.
 ``<case_id>_label.nii.gz`` (or ``.nrrd``) and ``<case_id>.seg.nrrd``; a bad case is
 reported and the others go on.
 
-Memory (documented per stage in :mod:`~SARCore.inference.sliding_window` and
-:mod:`~SARCore.inference.backmap`): the network runs on windows sized to a budget
-(``memory_gb``; default a quarter of the available RAM, at most 8 GB, or half the free
-GPU memory; about 2 KB per window voxel at full width), the blended probabilities are float16 on the preprocessed grid, and the
-decision back on the scan's grid is one class at a time.
+Memory (documented per stage in :mod:`~SARCore.inference.sliding_window`,
+:mod:`~SARCore.inference.streamed` and :mod:`~SARCore.inference.backmap`): the network
+runs on windows sized to a budget that counts the whole network's activations (``memory_gb``;
+default a quarter of the available RAM, at most 3 GiB, so that a whole BraTS case at paper
+width peaks under 4 GiB, or half the free GPU memory). The MG U-Net runs streamed (stage
+by stage in slabs, about 180 B per window voxel at full width instead of 2 KB), so a BraTS
+volume is one window: no overlap. The blended probabilities are float16 on the
+preprocessed grid, and the decision back on the scan's grid is one class at a time.
 """
 
 from __future__ import annotations
@@ -41,19 +44,25 @@ from SARCore.inference.runtime import (
     prepare_network,
 )
 from SARCore.inference.sliding_window import choose_window, sliding_window_predict
+from SARCore.inference.streamed import StreamedUNet, stored_bytes, streamed_bytes
 from SARCore.io.arrays import image_to_array
 from SARCore.io.geometry import Geometry, grid_mismatch
+from SARCore.models import UNet3D
 from SARCore.preprocess.image import preprocess_image
 from SARCore.preprocess.presets import Preset
 
 log = logging.getLogger(__name__)
 
 LABEL_FORMATS = ("nii.gz", "nrrd")
-#: Activation bytes per window voxel and level-0 channel (fp32), measured on the fused MG
-#: U-Net: a 96^3 window at full width (64 channels) adds 1.56 GB, 28 bytes; 32 for margin.
+#: Activation bytes per window voxel and level-0 channel (fp32) of the plain forward pass,
+#: measured on the fused MG U-Net: a 96^3 window at full width (64 channels) adds 1.56 GB,
+#: 28 bytes; 32 for margin. (The streamed pass: SARCore.inference.streamed.)
 BYTES_PER_VOXEL_CHANNEL = 32
-#: Default activation budget: this fraction of the RAM available now, at most MAX_CPU_BUDGET.
-RAM_FRACTION, MAX_CPU_BUDGET = 0.25, 8 * 2**30
+#: Default activation budget: this fraction of the RAM available now, at most MAX_CPU_BUDGET
+#: (with about 0.5 GiB of torch, model and volumes, a process peak under 4 GiB).
+RAM_FRACTION, MAX_CPU_BUDGET = 0.25, 3 * 2**30
+#: Least share of the budget left to the streamed pass's slabs when choosing the window.
+MIN_WORK_FRACTION = 0.25
 MAX_BATCH = 8
 #: Out-of-memory retries per case (each halves the batch, then the window) before failing.
 OOM_RETRIES = 3
@@ -77,6 +86,7 @@ class SegmentOptions:
     overwrite: bool = False
     memory_gb: float | None = None  # activation budget; None: see module docstring
     channels_last: bool = True
+    streamed: bool = True  # MG U-Net stage by stage in slabs (same result, less memory)
 
     def __post_init__(self) -> None:
         check_choice("label_format", self.label_format, LABEL_FORMATS)
@@ -107,7 +117,10 @@ class Segmenter:
         self.last_window: tuple[int, int, int] | None = None  # what the last case used
         self.last_batch = 0
         net = prepare_network(model.net, self.device, self.options.channels_last)
-        self.predictor = Predictor(net, model.activation, self.device, self.autocast,
+        self.stream = (StreamedUNet(net, 0.0)
+                       if self.options.streamed and isinstance(net, UNet3D) else None)
+        self.predictor = Predictor(self.stream or net, model.activation, self.device,
+                                   self.autocast,
                                    self.options.tta, self.options.channels_last)
         self.preset = fast_preset(model.preset, self.options.fast_spacing) \
             if self.options.fast else model.preset
@@ -173,6 +186,8 @@ class Segmenter:
 
     def plan(self, shape: Sequence[int]) -> tuple[tuple[int, int, int], int]:
         """Window and batch size for a volume of ``shape`` within the memory budget."""
+        if self.stream is not None:
+            return self._plan_streamed(shape)
         per_voxel = BYTES_PER_VOXEL_CHANNEL * self.model.net.encoder_channels[0]
         budget_voxels = max(1, min(int(self.memory_budget() // per_voxel),
                                    MAX_TENSOR_ELEMENTS // self.model.net.encoder_channels[0]))
@@ -181,6 +196,20 @@ class Segmenter:
         batch = self.options.batch_size or max(1, min(MAX_BATCH,
                                                       budget_voxels // math.prod(window)))
         return window, cap_batch_elements(window, batch, self.model.net.encoder_channels[0])
+
+    def _plan_streamed(self, shape: Sequence[int]) -> tuple[tuple[int, int, int], int]:
+        """One window at a time; the largest-paying window whose stored tensors leave at
+        least ``MIN_WORK_FRACTION`` of the budget to the slabs, which then get the rest."""
+        budget, net = self.memory_budget(), self.stream.net  # type: ignore[union-attr]
+        reserve = MIN_WORK_FRACTION * budget
+
+        def fits(window: Sequence[int]) -> bool:
+            return streamed_bytes(net, window, reserve) <= budget
+
+        window = self.options.window or choose_window(
+            shape, self.model.patch_size, self.options.overlap, fits=fits)
+        self.stream.work_bytes = max(reserve, budget - stored_bytes(net, window))  # type: ignore[union-attr]
+        return window, self.options.batch_size or 1
 
     def memory_budget(self) -> float:
         """Bytes the network's activations may use."""

@@ -65,22 +65,30 @@ def round_up(value: int, multiple: int = SIDE_MULTIPLE) -> int:
 
 
 def choose_window(shape: Sequence[int], patch: Sequence[int], overlap: float,
-                  max_voxels: int) -> Shape3:
+                  max_voxels: int | None = None,
+                  fits: Callable[[Shape3], bool] | None = None) -> Shape3:
     """The window (sides multiples of 8, at least ``patch``) that needs the least compute.
 
     A larger window means fewer voxels computed twice in the overlaps, so for each axis we
     try 1, 2, 3... windows sized to just cover it, and keep the combination with the
-    fewest voxels evaluated in total whose window fits ``max_voxels`` (the memory budget).
-    Falls back to ``patch`` when even that exceeds the budget.
+    fewest voxels evaluated in total whose window fits the memory budget: ``fits(window)``
+    when given (the budget of the whole network's activations), else at most
+    ``max_voxels`` voxels. Falls back to ``patch`` when even that exceeds the budget.
     """
+    if fits is None:
+        limit = math.inf if max_voxels is None else max_voxels
+
+        def fits(sides: Shape3) -> bool:
+            return math.prod(sides) <= limit
+
     options = [_axis_options(n, p, overlap) for n, p in zip(shape, patch)]
     best, best_cost = tuple(int(p) for p in patch), math.inf
     for combo in itertools.product(*options):
         sides = tuple(side for side, _ in combo)
-        if math.prod(sides) > max_voxels:
-            continue
         cost = math.prod(sides) * math.prod(count for _, count in combo)
-        if cost < best_cost or (cost == best_cost and math.prod(sides) < math.prod(best)):
+        if cost > best_cost or (cost == best_cost and math.prod(sides) >= math.prod(best)):
+            continue
+        if fits(sides):  # type: ignore[arg-type]
             best, best_cost = sides, cost
     return best  # type: ignore[return-value]
 
