@@ -10,7 +10,6 @@ three in a blocking call for scripts and the batch script (no dialogs).
 from __future__ import annotations
 
 import logging
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -95,16 +94,12 @@ def prepareSegmentJob(scene, volumes: list, modelPath: str | Path, device: str =
     for target in targets:  # refuse before any work, not after minutes of inference
         checkCanFill(target, overwrite)
     work = Path(workDir) if workDir else MrmlIO.makeWorkFolder("SAR-segment-")
-    inputs, outputs = work / "input", work / "output"
-    inputs.mkdir(parents=True, exist_ok=True)
-    cases, used = [], set()
-    for volume, target in zip(volumes, targets):
-        caseId = MrmlIO.safeName(volume.GetName())
-        while caseId in used:
-            caseId += "_"
-        used.add(caseId)
-        path = MrmlIO.saveNode(volume, inputs / f"{caseId}.nrrd")
-        cases.append(SegmentCase(caseId, volume, path, target))
+    try:
+        cases = _writeInputs(volumes, targets, work / "input")
+    except BaseException:
+        MrmlIO.removeWorkFolder(work)
+        raise
+    outputs = work / "output"
     arguments = [*(str(c.inputFile) for c in cases), "--model", str(modelPath),
                  "--out", str(outputs), "--device", device, "--overwrite"]
     if fast:
@@ -113,10 +108,35 @@ def prepareSegmentJob(scene, volumes: list, modelPath: str | Path, device: str =
     return SegmentJob(modelPath, header, classes, work, outputs, cases, command, overwrite)
 
 
+def _writeInputs(volumes: list, targets: list, inputs: Path) -> list[SegmentCase]:
+    inputs.mkdir(parents=True, exist_ok=True)
+    cases, used = [], set()
+    for volume, target in zip(volumes, targets):
+        caseId = MrmlIO.safeName(volume.GetName())
+        while caseId in used:
+            caseId += "_"
+        used.add(caseId)
+        # uncompressed: gzip of a large CT costs seconds and the file lives for one run
+        path = MrmlIO.saveNode(volume, inputs / f"{caseId}.nrrd", compress=False)
+        cases.append(SegmentCase(caseId, volume, path, target))
+    return cases
+
+
 def startSegmentJob(job: SegmentJob) -> ProcessRunner:
+    """Start the engine; if it cannot start, the job's temporary files go at once."""
     runner = ProcessRunner(job.command, env=engineEnvironment(), outputDirs=[job.outputDir])
-    runner.start()
+    try:
+        runner.start()
+    except BaseException:
+        discardSegmentJob(job)
+        raise
     return runner
+
+
+def discardSegmentJob(job: SegmentJob) -> None:
+    """Remove the job's temporary folder (failed start, Slicer quitting mid-job)."""
+    if not job.keepWorkDir:
+        MrmlIO.removeWorkFolder(job.workDir)
 
 
 def _labelFileFor(job: SegmentJob, case: SegmentCase, result: JobResult) -> Path | None:
@@ -134,6 +154,9 @@ def finishSegmentJob(scene, job: SegmentJob, result: JobResult,
               if isinstance(f, dict)}
     try:
         for case in job.cases:
+            if case.volume is None or case.volume.GetScene() is not scene:
+                case.error = "the scene was closed while the job ran; nothing was imported"
+                continue
             cancelled = result.status is JobStatus.CANCELLED
             labelFile = None if cancelled else _labelFileFor(job, case, result)
             if labelFile is None or not labelFile.is_file():
@@ -149,8 +172,7 @@ def finishSegmentJob(scene, job: SegmentJob, result: JobResult,
                 log.exception("importing %s failed", labelFile)
                 case.error = str(exc)
     finally:
-        if not job.keepWorkDir:
-            shutil.rmtree(job.workDir, ignore_errors=True)
+        discardSegmentJob(job)
     return job.cases
 
 
