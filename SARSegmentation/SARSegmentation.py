@@ -36,7 +36,7 @@ class SARSegmentation(ScriptedLoadableModule):
             "CT/MRI, fine-tune it on labeled cases, segment tumors, correct the result in the "
             "Segment Editor and add it back to the training set. Long tasks run in a "
             "separate process with live progress and Cancel. See the "
-            "<a href='https://github.com/sarextension/SARExtension'>documentation</a>.")
+            "<a href='https://github.com/sarextension/SlicerSAR'>documentation</a>.")
         self.parent.acknowledgementText = (
             "Implements 'SAR: Scale-Aware Restoration learning for 3D tumor segmentation' "
             "(MICCAI 2021) on the Models Genesis 3D U-Net.")
