@@ -63,6 +63,7 @@ class SARSegmentationWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
         self.initializeParameterNode()
+        self.panel.loadTerminology()
         self.panel.showDependencies()
         self.panel.refreshModels()
         self.panel.startDeviceProbe()  # in the background: the panel stays usable
@@ -72,9 +73,6 @@ class SARSegmentationWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.removeObservers()
         if self.panel:
             self.panel.cleanup()
-        from SARSegmentationLib.MrmlIO import removeAllWorkFolders
-
-        removeAllWorkFolders()
 
     def enter(self):
         self.initializeParameterNode()

@@ -14,7 +14,7 @@ from collections.abc import Callable
 import qt
 import slicer
 
-from SARSegmentationLib import Dependencies, DeviceInfo
+from SARSegmentationLib import Dependencies, DeviceInfo, MrmlIO
 from SARSegmentationLib.Commands import PRESET_MODALITY
 from SARSegmentationLib.DatasetExport import CaseExistsError
 from SARSegmentationLib.JobRunner import JobStatus
@@ -415,6 +415,15 @@ class SARPanel:
         if self.watcher is not None and self.stopWatchingScene is not None:
             self.ui.statusLabel.text = "Cancelling: the scene was closed..."
 
+    def loadTerminology(self) -> None:
+        """Make the module's DICOM/SNOMED CT codes selectable in the Segment Editor too."""
+        from SARSegmentationLib.Terminology import loadTerminologyFile
+
+        try:
+            loadTerminologyFile(slicer.modules.terminologies.logic())
+        except Exception as exc:  # codes still go on the segments; only the list lacks them
+            self.log(f"SAR terminology file not loaded: {exc}")
+
     def cleanup(self) -> None:
         """Module closed, reloaded or Slicer quitting: stop polling, end a running job and
         remove its temporary files."""
@@ -429,3 +438,4 @@ class SARPanel:
             self.cleanupJob()
         self.watcher = self.probe = None
         self.stopWatchingScene = self.cleanupJob = None
+        MrmlIO.removeAllWorkFolders()
