@@ -66,6 +66,7 @@ class SegmentOptions:
     overwrite: bool = False
     memory_gb: float | None = None  # activation budget; None: see module docstring
     channels_last: bool = True
+    probabilities: bool = False  # also write the probability (+ TTA disagreement) maps
 
     def __post_init__(self) -> None:
         check_choice("label_format", self.label_format, LABEL_FORMATS)
