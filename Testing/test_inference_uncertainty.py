@@ -15,6 +15,8 @@ import torch
 from inference_models import calibrated_model, crop_to_file
 
 from SARCore.errors import ConfigError
+from SARCore.inference.batch import confidence_paths
+from SARCore.inference.segment import SegmentOptions
 from SARCore.training.device import mps_available, resolve_device, unsupported_on_device
 
 REPO = Path(__file__).resolve().parents[1]
@@ -57,14 +59,11 @@ def test_probability_and_flip_disagreement_maps(tmp_path, case) -> None:
     assert 0 < (labels > 0).mean() < 1 and d.max() > 0  # flips of a random net disagree
 
 
-def test_probabilities_without_tta_write_no_disagreement(tmp_path, case) -> None:
-    crop, model = case
-    code, done, stderr = _segment(str(crop), "--model", str(model), "--out", str(tmp_path),
-                                  "--device", "cpu", "--probabilities")
-    assert code == 0, stderr
-    [output] = done["outputs"]
-    assert Path(output["probability"]).is_file() and "disagreement" not in output
-    assert not list(tmp_path.glob("*_disagreement*"))
+def test_probabilities_without_tta_write_no_disagreement(tmp_path) -> None:
+    paths = confidence_paths(tmp_path, "case", SegmentOptions(probabilities=True))
+    assert paths == {"probability": tmp_path / "case_probability.nii.gz"}
+    both = confidence_paths(tmp_path, "case", SegmentOptions(probabilities=True, tta=True))
+    assert set(both) == {"probability", "disagreement"}
 
 
 def test_mps_device_is_explained() -> None:
