@@ -107,3 +107,33 @@ def test_every_file_compiles_and_pure_modules_import_under_39() -> None:
     assert done.returncode == 0, done.stderr[-3000:]
     imported, _ = (int(n) for n in done.stdout.split()[-2:])
     assert imported >= 5  # errors, atomic, progress, version... import for real under 3.9
+
+
+def _runtime_unions(path: Path) -> list[int]:
+    """Lines where ``X | Y`` of types is evaluated at run time (type aliases, isinstance);
+    annotations are strings under ``from __future__ import annotations``."""
+    import ast
+
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    lines = []
+    for node in ast.walk(tree):
+        value = node.value if isinstance(node, ast.Assign) else None
+        if isinstance(node, ast.Call) and getattr(node.func, "id", "") in ("isinstance",
+                                                                          "issubclass"):
+            value = node.args[1] if len(node.args) > 1 else None
+        if isinstance(value, ast.BinOp) and isinstance(value.op, ast.BitOr) and all(
+                isinstance(side, (ast.Name, ast.Subscript, ast.Attribute, ast.BinOp))
+                and not (isinstance(side, ast.Name) and side.id.islower()
+                         and side.id not in ("str", "int", "float", "bytes", "bool"))
+                for side in (value.left, value.right)):
+            lines.append(node.lineno)
+    return lines
+
+
+def test_no_runtime_union_types(tmp_path: Path) -> None:
+    sample = tmp_path / "alias.py"
+    sample.write_text("from pathlib import Path\nA = Path | tuple[Path, ...]\n", encoding="utf-8")
+    assert _runtime_unions(sample) == [2]
+    found = [f"{p.relative_to(REPO)}:{line}" for tree in TREES
+             for p in sorted((REPO / tree).rglob("*.py")) for line in _runtime_unions(p)]
+    assert not found, "run-time X | Y (Python 3.10+): " + ", ".join(found)
