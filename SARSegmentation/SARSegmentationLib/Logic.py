@@ -162,7 +162,8 @@ class SARLogic:
         target = params.outputSegmentation
         return prepareSegmentJob(self.scene, [params.inputVolume] if params.inputVolume else [],
                                  params.modelPath, params.device, params.fastMode,
-                                 targets=[target], overwrite=overwrite, python=self.python)
+                                 targets=[target], overwrite=overwrite, python=self.python,
+                                 probabilities=params.uncertainty, tta=params.tta)
 
     startSegment = staticmethod(startSegmentJob)
     discardSegment = staticmethod(discardSegmentJob)

@@ -28,7 +28,7 @@ from SARSegmentationLib.SegmentationLogic import (
 )
 
 log = logging.getLogger(__name__)
-DEVICES = ("auto", "cpu", "cuda")
+DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
 @dataclass
@@ -41,6 +41,7 @@ class SegmentCase:
     target: Any = None  # an existing segmentation node to fill, or None for a new one
     segmentation: Any = None  # the node holding the result, once imported
     error: str = ""
+    confidence: dict[str, Any] = field(default_factory=dict)  # kind -> volume node
 
 
 @dataclass
@@ -75,7 +76,7 @@ def prepareSegmentJob(scene, volumes: list, modelPath: str | Path, device: str =
                       fast: bool = False, targets: list | None = None,
                       overwrite: bool = False, header: dict[str, Any] | None = None,
                       python: str | None = None, workDir: str | Path | None = None,
-                      ) -> SegmentJob:
+                      probabilities: bool = False, tta: bool = False) -> SegmentJob:
     """Check the model and outputs, write the inputs, build the engine command."""
     from SARCore.errors import ConfigError, DataError
 
@@ -104,6 +105,10 @@ def prepareSegmentJob(scene, volumes: list, modelPath: str | Path, device: str =
                  "--out", str(outputs), "--device", device, "--overwrite"]
     if fast:
         arguments.append("--fast")
+    if probabilities:  # confidence maps for correction guided by uncertainty
+        arguments.append("--probabilities")
+    if tta:
+        arguments.append("--tta")
     command = engineCommand("segment", arguments, python)
     return SegmentJob(modelPath, header, classes, work, outputs, cases, command, overwrite)
 
@@ -167,13 +172,52 @@ def finishSegmentJob(scene, job: SegmentJob, result: JobResult,
             try:
                 case.segmentation = importLabelmapFile(
                     scene, labelFile, job.classes, case.volume, case.target,
-                    overwrite=job.overwrite or case.target is None, show3D=show3D)
+                    overwrite=job.overwrite or case.target is None, show3D=show3D,
+                    name=resultName(case.volume, job.header))
+                placeBesideInput(scene, case.segmentation, case.volume)
+                case.confidence = _loadConfidence(scene, job, case, result)
             except Exception as exc:  # one bad case must not lose the others
                 log.exception("importing %s failed", labelFile)
                 case.error = str(exc)
     finally:
         discardSegmentJob(job)
     return job.cases
+
+
+def resultName(volume, header: dict[str, Any]) -> str:
+    """``"<input> - <model name>"``: which scan and which model, in the Data module."""
+    return f"{volume.GetName()} - {header.get('name') or 'SAR model'}"
+
+
+def placeBesideInput(scene, node, volume) -> None:
+    """Put ``node`` in the subject hierarchy folder (study) of its input volume."""
+    import slicer
+
+    hierarchy = slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(scene)
+    if hierarchy is None:
+        return
+    volumeItem = hierarchy.GetItemByDataNode(volume)
+    nodeItem = hierarchy.GetItemByDataNode(node)
+    if volumeItem and nodeItem:
+        hierarchy.SetItemParent(nodeItem, hierarchy.GetItemParent(volumeItem))
+
+
+def _loadConfidence(scene, job: SegmentJob, case: SegmentCase,
+                    result: JobResult) -> dict[str, Any]:
+    """The case's probability / disagreement maps as overlay volumes (if written)."""
+    from SARSegmentationLib.Uncertainty import showOverlay
+
+    written = next((o for o in result.summary.get("outputs") or []
+                    if isinstance(o, dict) and str(o.get("case")) == case.caseId), {})
+    nodes = {}
+    for kind in ("probability", "disagreement"):
+        path = written.get(kind)
+        if path and Path(path).is_file():
+            node = MrmlIO.loadVolume(scene, path, name=f"{case.volume.GetName()} SAR {kind}")
+            showOverlay(node, kind)
+            placeBesideInput(scene, node, case.volume)
+            nodes[kind] = node
+    return nodes
 
 
 def segmentVolumes(scene, volumes: list, modelPath: str | Path, device: str = "auto",

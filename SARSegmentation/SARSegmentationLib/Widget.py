@@ -42,6 +42,7 @@ class SARPanel:
         self.askedAboutCpu = False
         self.models: dict[str, object] = {}
         self.listing: ModelListing | None = None
+        self.navigator = None  # Uncertainty.RegionNavigator of the last result
         self.stopWatchingScene: Callable[[], None] | None = None
         self.cleanupJob: Callable[[], None] | None = None
         self.buttonTexts = {name: getattr(ui, name).text for name in START_BUTTONS}
@@ -62,6 +63,7 @@ class SARPanel:
                                                         self.logic.finetuneJob),
             "segmentButton": self.onSegment, "editInSegmentEditorButton": self.onEdit,
             "addToTrainingSetButton": self.onAddToTrainingSet,
+            "nextUncertainRegionButton": self.onNextUncertainRegion,
             "refreshModelsButton": lambda: self.refreshModels(retryFailed=True),
             "importModelButton": self.onImportModel,
             "showHeaderButton": self.onShowHeader, "checkDeviceButton": self.startDeviceProbe,
@@ -249,8 +251,27 @@ class SARPanel:
                 slicer.util.errorDisplay(f"Segmentation failed: {case.error}")
             return
         self.params.outputSegmentation = case.segmentation
-        slicer.util.setSliceViewerLayers(background=case.volume, fit=True)
+        overlay = case.confidence.get("disagreement") or case.confidence.get("probability")
+        slicer.util.setSliceViewerLayers(background=case.volume, foreground=overlay,
+                                         foregroundOpacity=0.4 if overlay else None, fit=True)
+        self.showUncertainRegions(overlay)
         self.showParameters()
+
+    def showUncertainRegions(self, overlay) -> None:
+        """List the largest uncertain regions in the log; Next jumps to them in turn."""
+        from SARSegmentationLib.Uncertainty import RegionNavigator, uncertainRegions
+
+        regions = uncertainRegions(overlay) if overlay is not None else []
+        self.navigator = RegionNavigator(self.logic.scene, regions)
+        self.ui.nextUncertainRegionButton.enabled = bool(regions)
+        for number, region in enumerate(regions, start=1):
+            self.log(f"uncertain region {number}: {region.describe()}")
+
+    def onNextUncertainRegion(self) -> None:
+        region = self.navigator.next() if self.navigator is not None else None
+        if region is not None:
+            self.ui.statusLabel.text = (f"Uncertain region {self.navigator.index + 1}/"
+                                        f"{len(self.navigator.regions)}: {region.describe()}")
 
     def deviceOk(self) -> bool:
         """When no GPU is usable, say so and offer the CPU with fast mode (asked once)."""
