@@ -197,9 +197,14 @@ def placeBesideInput(scene, node, volume) -> None:
     if hierarchy is None:
         return
     volumeItem = hierarchy.GetItemByDataNode(volume)
+    if not volumeItem:  # inside Slicer every node has an item; headless, not always
+        return
+    parent = hierarchy.GetItemParent(volumeItem)
     nodeItem = hierarchy.GetItemByDataNode(node)
-    if volumeItem and nodeItem:
-        hierarchy.SetItemParent(nodeItem, hierarchy.GetItemParent(volumeItem))
+    if nodeItem:
+        hierarchy.SetItemParent(nodeItem, parent)
+    else:
+        hierarchy.CreateItem(parent, node)
 
 
 def _loadConfidence(scene, job: SegmentJob, case: SegmentCase,
