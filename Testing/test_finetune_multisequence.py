@@ -1,0 +1,52 @@
+"""Multi-sequence models from a single-channel SAR encoder: the first convolution is
+inflated, and a FLAIR + T1c model with BraTS sub-region classes trains on the shipped
+BRATS 2015 cases, its header naming the sequences and coding the classes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from finetune_data import coarse_config
+from pretrain_data import one_torch_thread
+
+from SARCore.finetune.init import Pretrained, build_network, check_fits
+from SARCore.finetune.runner import finetune
+from SARCore.models.modelfile import load_model_file
+from SARCore.models.unet3d import UNet3D
+
+
+def test_inflated_first_conv_keeps_the_features_of_equal_sequences() -> None:
+    torch.manual_seed(0)
+    single = UNet3D(1, 1, 8).eval()
+    model = Pretrained(Path("p.sarmodel"), {"in_channels": 1, "width_divisor": 8,
+                                            "method": "sar"},
+                       {f"unet.{k}": v for k, v in single.state_dict().items()})
+    check_fits(model, 2, None, ("flair", "t1c"))  # 1 -> 2 channels: allowed (inflated)
+    net, info = build_network(2, 1, 8, model)
+    assert info["init_model"]["inflated_input_channels"] == 2
+    first = next(k for k, v in net.state_dict().items() if v.ndim == 5)
+    assert net.state_dict()[first].shape[1] == 2
+    x = torch.randn(1, 1, 16, 16, 16)
+    with torch.no_grad():
+        assert torch.allclose(net.eval()(torch.cat([x, x], 1)), single(x), atol=1e-5)
+
+
+def test_flair_t1c_model_trains_from_the_single_channel_encoder(
+        data_dir: Path, small_pretrained_model: Path, tmp_path: Path) -> None:
+    config = coarse_config(data_dir, init=str(small_pretrained_model), width_divisor=0,
+                           sequences=("flair", "t1c"),
+                           labels="necrosis:1,edema:2,enhancing tumor:4", max_steps=2,
+                           epochs=1)
+    with one_torch_thread():
+        result = finetune(config, tmp_path / "ft")
+    header, state = load_model_file(result.model_path, task="segmentation")
+    assert header["in_channels"] == 2 and header["sequences"] == ["flair", "t1c"]
+    assert header["init_model"]["inflated_input_channels"] == 2
+    assert [c["name"] for c in header["classes"] if c["label"] > 0] == [
+        "necrosis", "edema", "enhancing tumor"]
+    codes = {c["name"]: c["terminology"]["type"]["value"] for c in header["classes"]
+             if "terminology" in c}
+    assert codes["necrosis"] == "6574001" and codes["edema"] == "79654002"
+    assert codes["enhancing tumor"] == "ET"
+    assert state["unet.encoder.0.0.0.weight"].shape[1] == 2
