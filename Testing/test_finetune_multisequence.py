@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import conftest_slicer  # noqa: F401  (module folder on sys.path)
 import torch
 from finetune_data import coarse_config
 from pretrain_data import one_torch_thread
@@ -50,3 +51,39 @@ def test_flair_t1c_model_trains_from_the_single_channel_encoder(
     assert codes["necrosis"] == "6574001" and codes["edema"] == "79654002"
     assert codes["enhancing tumor"] == "ET"
     assert state["unet.encoder.0.0.0.weight"].shape[1] == 2
+
+
+def test_multisequence_model_segments_through_the_module_logic(
+        data_dir: Path, small_pretrained_model: Path, brats2015_cases, tmp_path: Path,
+        headless_scene) -> None:
+    """Volumes matched to the header's sequences by name; named, coded segments back."""
+    import slicer
+
+    from SARSegmentationLib import MrmlIO
+    from SARSegmentationLib.Logic import SARLogic
+    from SARSegmentationLib.SegmentRun import prepareSegmentJob, startSegmentJob
+    from SARSegmentationLib.SequenceInputs import matchVolumes
+
+    config = coarse_config(data_dir, init=str(small_pretrained_model), width_divisor=0,
+                           sequences=("flair", "t1c"), labels="edema:2,enhancing tumor:4",
+                           max_steps=1, epochs=1)
+    with one_torch_thread():
+        model = finetune(config, tmp_path / "ft").model_path
+    folder = brats2015_cases[0]
+    t1c = MrmlIO.loadVolume(headless_scene, folder / "T1c_subtrMeanDivStd.nii.gz")
+    flair = MrmlIO.loadVolume(headless_scene, folder / "Flair_subtrMeanDivStd.nii.gz")
+    assert matchVolumes(["flair", "t1c"], [t1c, flair]) == [flair, t1c]
+    job = prepareSegmentJob(headless_scene, [[flair, t1c]], model, device="cpu")
+    assert sorted(p.name for p in job.cases[0].inputFile.iterdir()) == ["flair.nrrd",
+                                                                       "t1c.nrrd"]
+    result = startSegmentJob(job).wait(timeout=300)
+    assert result.ok, result.message
+    [case] = SARLogic(headless_scene).finishSegment(job, result, show3D=False)
+    segmentation = case.segmentation.GetSegmentation()
+    segments = [segmentation.GetNthSegment(i) for i in range(segmentation.GetNumberOfSegments())]
+    assert [s.GetName() for s in segments] == ["edema", "enhancing tumor"]
+    tag = slicer.vtkSegment.GetTerminologyEntryTagName()
+    import vtk
+
+    text = vtk.reference("")
+    assert segments[0].GetTag(tag, text) and "79654002" in str(text)

@@ -18,7 +18,7 @@ from SARSegmentationLib import Commands, MrmlIO
 from SARSegmentationLib.DatasetExport import ExportResult, addCaseToDataset
 from SARSegmentationLib.Engine import engineEnvironment, ensureEngineImportable
 from SARSegmentationLib.JobRunner import JobResult, ProcessRunner
-from SARSegmentationLib.ModelRegistry import ModelRegistry
+from SARSegmentationLib.ModelRegistry import ModelRegistry, readHeader
 from SARSegmentationLib.Parameters import SARParameters, getParameterNode
 from SARSegmentationLib.Progress import Event
 from SARSegmentationLib.SegmentRun import (
@@ -29,6 +29,7 @@ from SARSegmentationLib.SegmentRun import (
     segmentVolumes,
     startSegmentJob,
 )
+from SARSegmentationLib.SequenceInputs import matchVolumes, modelSequences
 
 ensureEngineImportable()
 from SARCore.errors import SARError  # noqa: E402
@@ -160,8 +161,15 @@ class SARLogic:
     # -- segmentation ------------------------------------------------------------------
     def prepareSegment(self, params: SARParameters, overwrite: bool = False) -> SegmentJob:
         target = params.outputSegmentation
-        return prepareSegmentJob(self.scene, [params.inputVolume] if params.inputVolume else [],
-                                 params.modelPath, params.device, params.fastMode,
+        inputs = [params.inputVolume] if params.inputVolume else []
+        header = readHeader(params.modelPath, self.python) if params.modelPath else None
+        sequences = modelSequences(header) if header else []
+        if sequences and inputs:  # one volume per sequence, matched by name, input first
+            others = [self.scene.GetNthNodeByClass(i, "vtkMRMLScalarVolumeNode") for i in
+                      range(self.scene.GetNumberOfNodesByClass("vtkMRMLScalarVolumeNode"))]
+            inputs = [matchVolumes(sequences, [params.inputVolume, *others])]
+        return prepareSegmentJob(self.scene, inputs, params.modelPath, header=header,
+                                 device=params.device, fast=params.fastMode,
                                  targets=[target], overwrite=overwrite, python=self.python,
                                  probabilities=params.uncertainty, tta=params.tta)
 

@@ -26,6 +26,7 @@ from SARSegmentationLib.SegmentationLogic import (
     classesFromHeader,
     importLabelmapFile,
 )
+from SARSegmentationLib.SequenceInputs import modelSequences
 
 log = logging.getLogger(__name__)
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -67,9 +68,9 @@ def checkModelFitsInput(header: dict[str, Any], modelPath: Path) -> None:
         raise ModelFileError(f"this is a {header.get('task', 'unknown')!r} model; pick a "
                              "fine-tuned segmentation model", modelPath)
     channels = int(header.get("in_channels", 1) or 1)
-    if channels != 1:
-        raise ModelFileError(f"the model takes {channels} input channels; this module "
-                             "passes one volume per case", modelPath)
+    if channels != 1 and len(header.get("sequences") or []) != channels:
+        raise ModelFileError(f"the model takes {channels} input channels but its header "
+                             "does not name one sequence per channel", modelPath)
 
 
 def prepareSegmentJob(scene, volumes: list, modelPath: str | Path, device: str = "auto",
@@ -96,7 +97,7 @@ def prepareSegmentJob(scene, volumes: list, modelPath: str | Path, device: str =
         checkCanFill(target, overwrite)
     work = Path(workDir) if workDir else MrmlIO.makeWorkFolder("SAR-segment-")
     try:
-        cases = _writeInputs(volumes, targets, work / "input")
+        cases = _writeInputs(volumes, targets, work / "input", modelSequences(header))
     except BaseException:
         MrmlIO.removeWorkFolder(work)
         raise
@@ -113,16 +114,31 @@ def prepareSegmentJob(scene, volumes: list, modelPath: str | Path, device: str =
     return SegmentJob(modelPath, header, classes, work, outputs, cases, command, overwrite)
 
 
-def _writeInputs(volumes: list, targets: list, inputs: Path) -> list[SegmentCase]:
+def _writeInputs(volumes: list, targets: list, inputs: Path,
+                 sequences: list[str]) -> list[SegmentCase]:
+    """One file per case, or for a multi-sequence model one case folder (a list of
+    volumes per case, one per sequence, the first giving the grid)."""
+    from SARSegmentationLib.SequenceInputs import writeCase
+
     inputs.mkdir(parents=True, exist_ok=True)
     cases, used = [], set()
-    for volume, target in zip(volumes, targets):
+    for item, target in zip(volumes, targets):
+        group = list(item) if isinstance(item, (list, tuple)) else [item]
+        if len(group) != max(1, len(sequences)):
+            from SARCore.errors import DataError
+
+            raise DataError(f"the model takes {len(sequences)} sequences "
+                            f"({', '.join(sequences)}); {len(group)} volume(s) given",
+                            group[0].GetName() if group else None)
+        volume = group[0]
         caseId = MrmlIO.safeName(volume.GetName())
         while caseId in used:
             caseId += "_"
         used.add(caseId)
-        # uncompressed: gzip of a large CT costs seconds and the file lives for one run
-        path = MrmlIO.saveNode(volume, inputs / f"{caseId}.nrrd", compress=False)
+        if sequences:
+            path = writeCase(group, sequences, inputs / caseId)
+        else:  # uncompressed: gzip of a large CT costs seconds; the file lives for one run
+            path = MrmlIO.saveNode(volume, inputs / f"{caseId}.nrrd", compress=False)
         cases.append(SegmentCase(caseId, volume, path, target))
     return cases
 
