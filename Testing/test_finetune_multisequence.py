@@ -1,12 +1,14 @@
 """Multi-sequence models from a single-channel SAR encoder: the first convolution is
 inflated, and a FLAIR + T1c model with BraTS sub-region classes trains on the shipped
-BRATS 2015 cases, its header naming the sequences and coding the classes."""
+BRATS 2015 cases (its header naming the sequences and coding the classes) and segments
+through the module's logic on real MRML with named, coded segments."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import conftest_slicer  # noqa: F401  (module folder on sys.path)
+import pytest
 import torch
 from finetune_data import coarse_config
 from pretrain_data import one_torch_thread
@@ -33,31 +35,13 @@ def test_inflated_first_conv_keeps_the_features_of_equal_sequences() -> None:
         assert torch.allclose(net.eval()(torch.cat([x, x], 1)), single(x), atol=1e-5)
 
 
-def test_flair_t1c_model_trains_from_the_single_channel_encoder(
-        data_dir: Path, small_pretrained_model: Path, tmp_path: Path) -> None:
-    config = coarse_config(data_dir, init=str(small_pretrained_model), width_divisor=0,
-                           sequences=("flair", "t1c"),
-                           labels="necrosis:1,edema:2,enhancing tumor:4", max_steps=2,
-                           epochs=1)
-    with one_torch_thread():
-        result = finetune(config, tmp_path / "ft")
-    header, state = load_model_file(result.model_path, task="segmentation")
-    assert header["in_channels"] == 2 and header["sequences"] == ["flair", "t1c"]
-    assert header["init_model"]["inflated_input_channels"] == 2
-    assert [c["name"] for c in header["classes"] if c["label"] > 0] == [
-        "necrosis", "edema", "enhancing tumor"]
-    codes = {c["name"]: c["terminology"]["type"]["value"] for c in header["classes"]
-             if "terminology" in c}
-    assert codes["necrosis"] == "6574001" and codes["edema"] == "79654002"
-    assert codes["enhancing tumor"] == "ET"
-    assert state["unet.encoder.0.0.0.weight"].shape[1] == 2
-
-
+@pytest.mark.slow
 def test_multisequence_model_segments_through_the_module_logic(
         data_dir: Path, small_pretrained_model: Path, brats2015_cases, tmp_path: Path,
         headless_scene) -> None:
     """Volumes matched to the header's sequences by name; named, coded segments back."""
     import slicer
+    import vtk
 
     from SARSegmentationLib import MrmlIO
     from SARSegmentationLib.Logic import SARLogic
@@ -65,14 +49,27 @@ def test_multisequence_model_segments_through_the_module_logic(
     from SARSegmentationLib.SequenceInputs import matchVolumes
 
     config = coarse_config(data_dir, init=str(small_pretrained_model), width_divisor=0,
-                           sequences=("flair", "t1c"), labels="edema:2,enhancing tumor:4",
-                           max_steps=1, epochs=1)
+                           sequences=("flair", "t1c"),
+                           labels="necrosis:1,edema:2,enhancing tumor:4", max_steps=1, epochs=1)
     with one_torch_thread():
         model = finetune(config, tmp_path / "ft").model_path
+    header, state = load_model_file(model, task="segmentation")
+    assert header["in_channels"] == 2 and header["sequences"] == ["flair", "t1c"]
+    assert header["init_model"]["inflated_input_channels"] == 2
+    assert state["unet.encoder.0.0.0.weight"].shape[1] == 2
+    codes = {c["name"]: c["terminology"]["type"]["value"] for c in header["classes"]
+             if "terminology" in c}
+    assert codes == {"necrosis": "6574001", "edema": "79654002", "enhancing tumor": "ET"}
     folder = brats2015_cases[0]
     t1c = MrmlIO.loadVolume(headless_scene, folder / "T1c_subtrMeanDivStd.nii.gz")
     flair = MrmlIO.loadVolume(headless_scene, folder / "Flair_subtrMeanDivStd.nii.gz")
     assert matchVolumes(["flair", "t1c"], [t1c, flair]) == [flair, t1c]
+    logic = SARLogic(headless_scene)
+    params = logic.getParameters()  # the panel's path: the input volume, others by name
+    params.inputVolume, params.modelPath = t1c, str(model)
+    panelJob = logic.prepareSegment(params)
+    assert [c.volume for c in panelJob.cases] == [flair]  # the first sequence gives the grid
+    logic.discardSegment(panelJob)
     job = prepareSegmentJob(headless_scene, [[flair, t1c]], model, device="cpu")
     assert sorted(p.name for p in job.cases[0].inputFile.iterdir()) == ["flair.nrrd",
                                                                        "t1c.nrrd"]
@@ -81,9 +78,8 @@ def test_multisequence_model_segments_through_the_module_logic(
     [case] = SARLogic(headless_scene).finishSegment(job, result, show3D=False)
     segmentation = case.segmentation.GetSegmentation()
     segments = [segmentation.GetNthSegment(i) for i in range(segmentation.GetNumberOfSegments())]
-    assert [s.GetName() for s in segments] == ["edema", "enhancing tumor"]
+    assert [s.GetName() for s in segments] == ["necrosis", "edema", "enhancing tumor"]
     tag = slicer.vtkSegment.GetTerminologyEntryTagName()
-    import vtk
-
-    text = vtk.reference("")
-    assert segments[0].GetTag(tag, text) and "79654002" in str(text)
+    texts = [vtk.reference("") for _ in segments]
+    assert all(s.GetTag(tag, t) for s, t in zip(segments, texts))
+    assert "6574001" in str(texts[0]) and "79654002" in str(texts[1])
