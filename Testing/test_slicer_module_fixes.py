@@ -151,3 +151,14 @@ def test_self_test_skips_the_engine_part_without_torch() -> None:
 
     reason = engineSkipReason(without_torch)
     assert "torch" in reason and "not installed" in reason
+
+
+def test_mps_is_offered_and_passed_through() -> None:
+    from SARSegmentationLib import Commands, DeviceInfo
+    from SARSegmentationLib.SegmentRun import DEVICES
+
+    assert "mps" in DEVICES and "mps" in Commands.DEVICES
+    ui = (REPO / "SARSegmentation" / "Resources" / "UI" / "SARSegmentation.ui").read_text()
+    assert "<string>mps</string>" in ui
+    device, note = DeviceInfo.resolveDevice("mps", DeviceInfo.DeviceReport(problem="no CUDA"))
+    assert device == "mps" and "Apple GPU" in note

@@ -276,7 +276,7 @@ class SARPanel:
     def deviceOk(self) -> bool:
         """When no GPU is usable, say so and offer the CPU with fast mode (asked once)."""
         params, report = self.params, self.deviceReport
-        if params.device == "cpu" or report is None or report.cudaAvailable:
+        if params.device in ("cpu", "mps") or report is None or report.cudaAvailable:
             return True  # unknown yet: the engine's "auto" falls back to the CPU by itself
         if params.device == "auto" and (params.fastMode or self.askedAboutCpu):
             return True
