@@ -142,10 +142,6 @@ def test_existing_run_needs_resume_and_the_same_settings(data_dir: Path, brats_c
 
 def test_model_that_cannot_take_the_images_is_refused(data_dir: Path, small_pretrained_model: Path,
                                                       tmp_path: Path) -> None:
-    two_sequences = coarse_config(data_dir, init=str(small_pretrained_model), width_divisor=0,
-                                  sequences=("flair", "t1c"))
-    with pytest.raises(ModelFileError, match="1 input channel.*2 channel"):
-        finetune(two_sequences, tmp_path / "a")
     header, state = load_model_file(small_pretrained_model)
     header = {**header, "modalities": ["CT"]}
     header.pop("weights_sha256")
@@ -155,4 +151,4 @@ def test_model_that_cannot_take_the_images_is_refused(data_dir: Path, small_pret
     with pytest.raises(ConfigError, match="scratch only"):
         finetune(coarse_config(data_dir, init=str(small_pretrained_model), width_divisor=4),
                  tmp_path / "c")
-    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+    assert not (tmp_path / "b").exists()

@@ -13,6 +13,7 @@ import struct
 import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import conftest_slicer  # noqa: F401  (puts the module folder on sys.path)
 import pytest
@@ -236,3 +237,32 @@ def test_dependency_list_matches_the_engine_package() -> None:
                 for r in project["dependencies"]}
     ours = {Dependencies.splitRequirement(r)[0].lower(): r for r in Dependencies.REQUIREMENTS}
     assert ours == declared
+
+
+# The Extensions Index's own checks (scripts/check_description_files.py of
+# Slicer/ExtensionsIndex) need network access to clone and download; these are the same
+# rules, applied to this repository's files.
+INDEX_CATEGORIES = ("Segmentation", "Quantification", "Utilities", "Informatics")
+
+
+def test_extensions_index_rules_hold() -> None:
+    entry = json.loads((REPO / "SARExtension.json").read_text())
+    assert entry.get("$schema"), "$schema must be set"
+    assert entry.get("category") in INDEX_CATEGORIES
+    url = entry["scm_url"]
+    assert "://" in url and urlsplit(url).scheme in ("git", "https")
+    repository = Path(urlsplit(url).path).name
+    repository = repository[:-4] if repository.endswith(".git") else repository
+    assert repository.startswith("Slicer"), f"repository {repository!r} must start with Slicer"
+    cmake = (REPO / "CMakeLists.txt").read_text()
+    project = re.search(r"project\s*\(\s*([^\s)]+)", cmake, re.IGNORECASE)
+    assert project and project.group(1) == "SARExtension" == Path("SARExtension.json").stem
+    icon = re.search(r'set\s*\(EXTENSION_ICONURL\s*"([^"]+)"\s*\)', cmake, re.IGNORECASE)
+    assert icon and icon.group(1).startswith("http") and icon.group(1).endswith(".png")
+    shots = re.search(r'set\s*\(EXTENSION_SCREENSHOTURLS\s*"([^"]+)"\)', cmake, re.IGNORECASE)
+    assert shots and all(u.startswith("http") for u in shots.group(1).split())
+    assert (REPO / "LICENSE").is_file()
+    assert all(dep for dep in entry.get("build_dependencies", []))
+    for text in (cmake, (REPO / "SARExtension.s4ext").read_text()):
+        for found in re.findall(r"github(?:usercontent)?\.com/[^/\s\"]+/([^/\s\".]+)", text):
+            assert found.startswith("Slicer"), f"URL names repository {found!r}"

@@ -16,8 +16,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "sequences pick the files) or DICOM series folders")
     parser.add_argument("--model", required=True, help="segmentation model file (.sarmodel)")
     parser.add_argument("--out", required=True, help="output folder")
-    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
-                        help="auto picks CUDA when available (default auto)")
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"),
+                        help="auto picks CUDA when available (default auto); mps: an Apple "
+                             "GPU, only when asked for")
     parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
                         help="bf16 autocast; auto uses it where the hardware computes bf16")
     parser.add_argument("--fast", action="store_true",
@@ -36,6 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "available RAM up to 8 GB, or half the free GPU memory)")
     parser.add_argument("--tta", action="store_true",
                         help="test-time augmentation: average the 8 axis-flip combinations")
+    parser.add_argument("--probabilities", action="store_true",
+                        help="also write <case>_probability.nii.gz (foreground probability) "
+                             "and, with --tta, <case>_disagreement.nii.gz (spread over flips)")
     parser.add_argument("--label-format", default="nii.gz", choices=("nii.gz", "nrrd"))
     parser.add_argument("--overwrite", action="store_true",
                         help="replace existing outputs (refused otherwise)")
@@ -49,7 +53,8 @@ def run(args: argparse.Namespace, reporter: Reporter) -> int:
         device=args.device, precision=args.precision, fast=args.fast,
         fast_spacing=args.fast_spacing, window=tuple(args.window) if args.window else None,
         overlap=args.overlap, batch_size=args.batch_size, tta=args.tta,
-        label_format=args.label_format, overwrite=args.overwrite, memory_gb=args.memory_gb)
+        label_format=args.label_format, overwrite=args.overwrite, memory_gb=args.memory_gb,
+        probabilities=args.probabilities)
     report = segment_cases(args.inputs, args.model, args.out, options, reporter)
     lines = [f"  {o['case']}: {o['label']} ({o['seconds']} s)" for o in report.outputs]
     lines += [f"  {f['case']}: FAILED: {f['error']}" for f in report.failed]

@@ -2,7 +2,8 @@
 
 Besides the common fields (see :mod:`SARCore.models.modelfile`) it carries everything the
 segmentation pipeline and the Slicer module need to use the model on a new scan without
-guessing: the output classes (name, label value, colour), the output activation, the
+guessing: the output classes (name, label value, colour, standard terminology codes
+where the name is known to :mod:`SARCore.terminology`), the output activation, the
 preprocessing preset, the patch size, the sequences/modalities it expects, and where its
 weights came from (``init``: the pre-training method or ``"scratch"``).
 """
@@ -18,6 +19,7 @@ from SARCore.finetune.splits import Split
 from SARCore.models.modelfile import make_header
 from SARCore.models.unet3d import UNet3D
 from SARCore.preprocess.presets import Preset
+from SARCore.terminology import with_terminology
 
 
 def segmentation_header(config: FinetuneConfig, *, name: str, classes: Sequence[ClassSpec],
@@ -31,7 +33,7 @@ def segmentation_header(config: FinetuneConfig, *, name: str, classes: Sequence[
         width_divisor=net.width_divisor, in_channels=net.in_channels,
         out_channels=net.out_channels, input_size=list(config.patch_size), method="finetune",
         **init_fields,
-        classes=[c.to_header() for c in classes],
+        classes=with_terminology([c.to_header() for c in classes]),  # + DICOM/SNOMED codes
         output_activation=output_activation(classes),
         preprocess=preset.to_dict(), patch_size=list(config.patch_size),
         modalities=[modality], sequences=list(config.sequences),

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 from SARCore.errors import ModelFileError
+from SARCore.finetune.inflate import inflate_input_channels
 from SARCore.models.modelfile import load_model_file
 from SARCore.models.unet3d import UNet3D
 
@@ -57,7 +58,7 @@ def check_fits(model: Pretrained, in_channels: int, modality: str | None,
                sequences: tuple[str, ...]) -> None:
     """Refuse images the model cannot take (channel count, modality) with a clear message."""
     want = int(model.header["in_channels"])
-    if want != in_channels:
+    if want != in_channels and not (want == 1 and in_channels > 1):  # 1: inflated
         given = f"{in_channels} channel(s)" + (f" ({', '.join(sequences)})" if sequences else "")
         raise ModelFileError(
             f"the model takes {want} input channel(s) but the images give {given}", model.path,
@@ -83,6 +84,10 @@ def transfer_weights(net: UNet3D, model: Pretrained, head: bool = True) -> list[
     the part names copied."""
     source = _unet_weights(model)
     target = net.state_dict()
+    inflated = inflate_input_channels(source, target, net.in_channels)
+    if inflated:
+        log.info("first convolution inflated from 1 to %d input channels: %s",
+                 net.in_channels, ", ".join(inflated))
     copied: dict[str, torch.Tensor] = {}
     parts = []
     for part in PARTS if head else PARTS[:-1]:
@@ -122,5 +127,8 @@ def build_network(in_channels: int, out_channels: int, width_divisor: int,
              ", ".join(parts))
     info = {"name": model.header.get("name"), "method": model.method, "file": model.path.name,
             "weights_sha256": model.header.get("weights_sha256"), "transferred": parts,
-            "encoder_only": "decoder" not in parts}
+            "encoder_only": "decoder" not in parts,
+            "inflated_input_channels": (net.in_channels
+                                        if int(model.header["in_channels"]) < net.in_channels
+                                        else None)}
     return net, {"init": model.method, "init_model": info}

@@ -25,9 +25,11 @@ from SARCore.inference.cases import InferenceCase, gather_cases
 from SARCore.inference.model import load_segmentation_model
 from SARCore.inference.seg_nrrd import write_seg_nrrd
 from SARCore.inference.segment import Progress, Segmenter, SegmentOptions
+from SARCore.inference.uncertainty import segment_with_confidence
 from SARCore.io.readers import read_image
 from SARCore.io.writers import check_storable, write_image
 from SARCore.progress import NullReporter, Reporter
+from SARCore.training.device import unsupported_on_device
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +95,13 @@ def _run_case(case: InferenceCase, segmenter: Segmenter, out: Path, options: Seg
               progress: Progress, report: SegmentReport, reporter: Reporter) -> None:
     start = time.monotonic()
     try:
-        label_path, seg_path = _write_case(case, segmenter, out, options, progress)
+        try:
+            label_path, seg_path = _write_case(case, segmenter, out, options, progress)
+        except (NotImplementedError, RuntimeError) as exc:  # e.g. an operator MPS lacks
+            clear = unsupported_on_device(exc, segmenter.device)
+            if clear is None:
+                raise
+            raise clear from exc
     except (SARError, MemoryError, torch.OutOfMemoryError) as exc:
         error, file = _failure_text(case, exc, segmenter)
         log.warning("%s failed: %s", case.case_id, error)
@@ -103,8 +111,10 @@ def _run_case(case: InferenceCase, segmenter: Segmenter, out: Path, options: Seg
         return
     seconds = round(time.monotonic() - start, 1)
     reporter.log(f"{case.case_id}: {label_path.name}, {seg_path.name} ({seconds} s)")
+    extra = {kind: str(path) for kind, path in confidence_paths(out, case.case_id, options).items()
+             } if options.probabilities else {}
     report.outputs.append({"case": case.case_id, "label": str(label_path),
-                           "segmentation": str(seg_path), "seconds": seconds})
+                           "segmentation": str(seg_path), "seconds": seconds, **extra})
 
 
 def _write_case(case: InferenceCase, segmenter: Segmenter, out: Path, options: SegmentOptions,
@@ -119,15 +129,27 @@ def _write_case(case: InferenceCase, segmenter: Segmenter, out: Path, options: S
     if len(existing) == 1:  # a run killed between the two files: the case is redone whole
         log.info("%s: only %s exists (an earlier run was stopped); redoing the case",
                  case.case_id, existing[0].name)
+    confidence = confidence_paths(out, case.case_id, options) if options.probabilities else {}
+    if not options.overwrite and len(existing) == 2:
+        for path in confidence.values():
+            if path.exists():
+                raise DataError("output already exists", path,
+                                "pass --overwrite to replace it, or choose another --out")
     images = [read_image(source) for source in case.sources]
     try:
         check_storable(images[0], label_path)  # before the work, not after it
     except DataError as exc:
         raise DataError(exc.problem, case.source, exc.hint) from exc
     try:
-        labels = segmenter.segment(images, progress)
+        if confidence:
+            result = segment_with_confidence(segmenter, images, progress)
+            labels = result.labels
+        else:
+            labels = segmenter.segment(images, progress)
     except DataError as exc:  # the pure steps know no file names: add the case's
         raise DataError(exc.problem, exc.path or case.source, exc.hint) from exc
+    for kind, path in confidence.items():  # before the label map: a case's label map
+        write_image(getattr(result, kind), path)  # means its maps are there too
     write_image(labels, label_path)
     try:
         write_seg_nrrd(seg_path, labels, segmenter.model.classes)
@@ -148,6 +170,14 @@ def memory_advice(segmenter: Segmenter) -> str:
     ) if not in_use]
     return "try " + ", ".join(tips[:-1]) + " or " + tips[-1] if len(tips) > 1 \
         else "try " + tips[0]
+
+
+def confidence_paths(out_dir: Path, case_id: str, options: SegmentOptions
+                     ) -> dict[str, Path]:
+    """``--probabilities``: ``<case>_probability.nii.gz`` (+ ``_disagreement`` with TTA)."""
+    safe = case_id.replace("/", "_").replace("\\", "_")
+    kinds = ("probability", "disagreement") if options.tta else ("probability",)
+    return {kind: Path(out_dir) / f"{safe}_{kind}.nii.gz" for kind in kinds}
 
 
 def _failure_text(case: InferenceCase, exc: BaseException, segmenter: Segmenter

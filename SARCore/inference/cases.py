@@ -17,12 +17,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Union
 
 from SARCore.errors import DataError
 from SARCore.inference.model import SegmentationModel
 from SARCore.io.discovery import CaseSpec, discover_cases
 
-ImageSource = Path | tuple[Path, ...]  # a file, or the slice files of a DICOM series
+# a file, or the slice files of a DICOM series (Union: a run-time "X | Y" breaks Python 3.9)
+ImageSource = Union[Path, tuple[Path, ...]]
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from SARCore.training.device import bf16_is_native, resolve_device
 
 log = logging.getLogger(__name__)
 
-DEVICES = ("auto", "cpu", "cuda")
+DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "fp32", "bf16")
 
 

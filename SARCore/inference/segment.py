@@ -87,6 +87,7 @@ class SegmentOptions:
     memory_gb: float | None = None  # activation budget; None: see module docstring
     channels_last: bool = True
     streamed: bool = True  # MG U-Net stage by stage in slabs (same result, less memory)
+    probabilities: bool = False  # also write the probability (+ TTA disagreement) maps
 
     def __post_init__(self) -> None:
         check_choice("label_format", self.label_format, LABEL_FORMATS)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Union
 
 import numpy as np
 import SimpleITK as sitk
@@ -19,7 +20,7 @@ from SARCore.errors import DataError
 from SARCore.io.nifti_check import check_nifti_file, is_nifti
 from SARCore.io.paths import check_itk_path
 
-ImageSource = str | Path | Sequence[str | Path]
+ImageSource = Union[str, Path, Sequence[Union[str, Path]]]  # Union: Python 3.9 (Slicer 5.8)
 
 
 def read_image(source: ImageSource) -> sitk.Image:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,12 +43,16 @@ CONFIG_NAME = "config.json"
 RESUME_FIXED = ("method", "scales", "modalities", "width_divisor")
 
 
-@dataclass(kw_only=True)
+@dataclass
 class PretrainResult(TrainResult):
-    """The loop's result plus the model file it produced and the effective settings."""
+    """The loop's result plus the model file it produced and the effective settings.
 
-    model_path: Path
-    config: PretrainConfig
+    The defaults exist only because Python 3.9 (Slicer 5.8) has no ``kw_only``
+    dataclasses and a base class with defaults needs them; :func:`pretrain` sets both.
+    """
+
+    model_path: Path = Path(MODEL_NAME)
+    config: PretrainConfig = field(default_factory=PretrainConfig)
 
 
 def _rank() -> int:

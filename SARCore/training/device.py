@@ -10,8 +10,18 @@ import torch
 from SARCore.errors import ConfigError
 
 
+def mps_available() -> bool:
+    """Whether torch can use an Apple GPU (Metal Performance Shaders) here."""
+    backend = getattr(torch.backends, "mps", None)
+    return bool(backend is not None and backend.is_available())
+
+
 def resolve_device(name: str = "auto") -> torch.device:
-    """``auto`` -> CUDA when usable, else CPU; ``cuda``/``cuda:N``/``cpu`` as given."""
+    """``auto`` -> CUDA when usable, else CPU; ``cuda``/``cuda:N``/``mps``/``cpu`` as given.
+
+    ``auto`` never picks ``mps``: some 3D operations are missing there, so an Apple GPU
+    is used only when asked for.
+    """
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda"):
@@ -21,7 +31,25 @@ def resolve_device(name: str = "auto") -> torch.device:
         return torch.device(name)
     if name == "cpu":
         return torch.device("cpu")
-    raise ConfigError(f"device must be auto, cpu or cuda[:N], not {name!r}")
+    if name == "mps":
+        if not mps_available():
+            raise ConfigError("no usable Apple GPU (torch reports MPS unavailable: it needs "
+                              "Apple silicon, macOS 12.3+ and a torch build with MPS)",
+                              hint="use --device cpu (and --fast for segmentation)")
+        return torch.device("mps")
+    raise ConfigError(f"device must be auto, cpu, cuda[:N] or mps, not {name!r}")
+
+
+def unsupported_on_device(exc: BaseException, device: torch.device) -> ConfigError | None:
+    """A clear error for an operation the device lacks (MPS misses some 3D operators),
+    or ``None`` when ``exc`` is something else."""
+    text = str(exc)
+    if device.type != "mps" or isinstance(exc, torch.OutOfMemoryError) or not isinstance(
+            exc, (NotImplementedError, RuntimeError)) or "mps" not in text.lower():
+        return None
+    first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    return ConfigError(f"an operation is not supported on the Apple GPU (MPS): {first}",
+                       hint="run with --device cpu")
 
 
 @functools.lru_cache(maxsize=4)

@@ -20,7 +20,7 @@ from SARCore.errors import ConfigError  # noqa: E402
 PRESETS = ("ct", "mri", "brats", "pancreas")
 PRESET_MODALITY = {"ct": "CT", "pancreas": "CT", "mri": "MRI", "brats": "MRI"}
 METHODS = ("sar", "genesis", "sa", "mial", "rotation", "rpl", "jigsaw", "cpc")
-DEVICES = ("auto", "cpu", "cuda")
+DEVICES = ("auto", "cpu", "cuda", "mps")
 MODEL_FILE = "model.sarmodel"
 
 

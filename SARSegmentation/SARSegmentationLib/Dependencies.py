@@ -73,6 +73,17 @@ def unmetRequirements(requirements: tuple[str, ...] = REQUIREMENTS,
     return unmet
 
 
+def engineSkipReason(versionOf: Callable[[str], str | None] = installedVersion) -> str:
+    """Why the engine cannot run here ("" when it can): the self-test skips its engine
+    part with this message instead of failing where torch is not installed."""
+    unmet = unmetRequirements(versionOf=versionOf)
+    if not unmet:
+        return ""
+    return ("the engine's Python packages are not installed here ("
+            + ", ".join(u.describe() for u in unmet)
+            + "); install them from the module's Setup section")
+
+
 @dataclass(frozen=True)
 class InstallPlan:
     """What to do about unmet requirements."""

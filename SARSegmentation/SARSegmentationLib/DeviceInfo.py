@@ -116,6 +116,8 @@ def resolveDevice(requested: str, report: DeviceReport) -> tuple[str, str]:
     """
     if requested == "cpu":
         return "cpu", "Running on the CPU (as chosen); fast mode shortens the wait."
+    if requested == "mps":  # the engine checks MPS itself and says clearly if it cannot
+        return "mps", "Running on the Apple GPU (MPS), as chosen."
     if report.cudaAvailable:
         return "cuda", report.describe()
     note = report.describe()

@@ -1,9 +1,9 @@
 """Where the SARCore engine lives and how to start its command line.
 
 Every long task runs ``<python> -m SARCore <verb> ... --progress json`` in a separate
-process. Inside Slicer ``sys.executable`` is the Slicer application itself, so the
-interpreter is ``PythonSlicer`` (on ``PATH`` inside Slicer, beside ``python-real`` in
-``bin/`` otherwise), exactly as ``slicer.util._executePythonModule`` finds it.
+process with ``PythonSlicer``: inside Slicer ``sys.executable`` already names it, but it
+is looked up the way ``slicer.util._executePythonModule`` does (on ``PATH``, then in
+Slicer's ``bin/``), so the engine gets Slicer's launcher environment on every platform.
 """
 
 from __future__ import annotations

@@ -7,7 +7,6 @@ start and poll; :meth:`SARLogic.process` is the blocking, dialog-free entry poin
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,16 +18,18 @@ from SARSegmentationLib import Commands, MrmlIO
 from SARSegmentationLib.DatasetExport import ExportResult, addCaseToDataset
 from SARSegmentationLib.Engine import engineEnvironment, ensureEngineImportable
 from SARSegmentationLib.JobRunner import JobResult, ProcessRunner
-from SARSegmentationLib.ModelRegistry import ModelRegistry
+from SARSegmentationLib.ModelRegistry import ModelRegistry, readHeader
 from SARSegmentationLib.Parameters import SARParameters, getParameterNode
 from SARSegmentationLib.Progress import Event
 from SARSegmentationLib.SegmentRun import (
     SegmentJob,
+    discardSegmentJob,
     finishSegmentJob,
     prepareSegmentJob,
     segmentVolumes,
     startSegmentJob,
 )
+from SARSegmentationLib.SequenceInputs import matchVolumes, modelSequences
 
 ensureEngineImportable()
 from SARCore.errors import SARError  # noqa: E402
@@ -76,9 +77,14 @@ class SARLogic:
         if volumes:
             work = MrmlIO.makeWorkFolder("SAR-data-")
             cleanup.append(work)
-            for volume in volumes:
-                name = MrmlIO.safeName(volume.GetName())
-                inputs.append(str(MrmlIO.saveNode(volume, work / f"{name}.nii.gz")))
+            try:
+                for volume in volumes:  # uncompressed: temporary, and gzip is slow
+                    name = MrmlIO.safeName(volume.GetName())
+                    inputs.append(str(MrmlIO.saveNode(volume, work / f"{name}.nrrd",
+                                                      compress=False)))
+            except BaseException:
+                MrmlIO.removeWorkFolder(work)
+                raise
         if params.dataFolder:
             inputs.append(params.dataFolder)
         job = Commands.preprocessJob(inputs, params.preprocessedFolder, params.preset,
@@ -104,16 +110,39 @@ class SARLogic:
 
     @staticmethod
     def startJob(job: Commands.EngineJob) -> ProcessRunner:
+        """Start the engine; if it cannot start, the job's temporary inputs go at once."""
         runner = ProcessRunner(job.command, env=engineEnvironment(), outputDirs=job.outputDirs)
-        runner.start()
+        try:
+            runner.start()
+        except BaseException:
+            SARLogic.discardJob(job)
+            raise
         return runner
+
+    @staticmethod
+    def discardJob(job: Commands.EngineJob) -> None:
+        """Remove the job's temporary inputs (done, failed to start, Slicer quitting)."""
+        for folder in job.cleanup:
+            MrmlIO.removeWorkFolder(folder)
+
+    def cancelOnSceneClose(self, runner: ProcessRunner) -> Callable[[], None]:
+        """Cancel ``runner`` when the scene closes; returns the function that stops watching.
+
+        A segmentation's result belongs to the scene it was started in: importing it into
+        the next scene would mix patients.
+        """
+        def closing(*_: Any) -> None:
+            runner.cancel(block=False, reason="Cancelled: the scene was closed.")
+
+        scene = self.scene
+        tag = scene.AddObserver(slicer.vtkMRMLScene.StartCloseEvent, closing)
+        return lambda: scene.RemoveObserver(tag)
 
     def finishJob(self, job: Commands.EngineJob, result: JobResult,
                   params: SARParameters | None = None) -> str:
         """Clean up and hand the result on: a pre-trained model becomes the fine-tuning
         start point, a fine-tuned model is copied into the models folder."""
-        for folder in job.cleanup:
-            shutil.rmtree(folder, ignore_errors=True)
+        self.discardJob(job)
         if not result.ok:
             return f"{job.verb}: {result.message}"
         model = job.modelFile if job.modelFile and job.modelFile.is_file() else None
@@ -132,11 +161,20 @@ class SARLogic:
     # -- segmentation ------------------------------------------------------------------
     def prepareSegment(self, params: SARParameters, overwrite: bool = False) -> SegmentJob:
         target = params.outputSegmentation
-        return prepareSegmentJob(self.scene, [params.inputVolume] if params.inputVolume else [],
-                                 params.modelPath, params.device, params.fastMode,
-                                 targets=[target], overwrite=overwrite, python=self.python)
+        inputs = [params.inputVolume] if params.inputVolume else []
+        header = readHeader(params.modelPath, self.python) if params.modelPath else None
+        sequences = modelSequences(header) if header else []
+        if sequences and inputs:  # one volume per sequence, matched by name, input first
+            others = [self.scene.GetNthNodeByClass(i, "vtkMRMLScalarVolumeNode") for i in
+                      range(self.scene.GetNumberOfNodesByClass("vtkMRMLScalarVolumeNode"))]
+            inputs = [matchVolumes(sequences, [params.inputVolume, *others])]
+        return prepareSegmentJob(self.scene, inputs, params.modelPath, header=header,
+                                 device=params.device, fast=params.fastMode,
+                                 targets=[target], overwrite=overwrite, python=self.python,
+                                 probabilities=params.uncertainty, tta=params.tta)
 
     startSegment = staticmethod(startSegmentJob)
+    discardSegment = staticmethod(discardSegmentJob)
 
     def finishSegment(self, job: SegmentJob, result: JobResult, show3D: bool = True) -> list:
         return finishSegmentJob(self.scene, job, result, show3D)

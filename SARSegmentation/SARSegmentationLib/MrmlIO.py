@@ -8,9 +8,11 @@ writer picks the right format), then a rename.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import re
+import shutil
 from pathlib import Path
 
 import slicer
@@ -72,8 +74,11 @@ def loadVolume(scene, path: str | Path, name: str | None = None, labelmap: bool 
     return node
 
 
-def saveNode(node, path: str | Path) -> Path:
-    """Write ``node`` (volume or segmentation) to ``path`` atomically; returns the path."""
+def saveNode(node, path: str | Path, compress: bool = True) -> Path:
+    """Write ``node`` (volume or segmentation) to ``path`` atomically; returns the path.
+
+    ``compress=False`` for files that live for one engine run (gzip is slow on big CTs).
+    """
     path = Path(path)
     storage = node.CreateDefaultStorageNode()
     if storage is None:
@@ -81,7 +86,7 @@ def saveNode(node, path: str | Path) -> Path:
     with atomic_path(path) as tmp:
         storage.SetFileName(str(tmp))
         if hasattr(storage, "SetUseCompression"):
-            storage.SetUseCompression(True)
+            storage.SetUseCompression(bool(compress))
         if not storage.WriteData(node):
             raise DataError(f"writing {node.GetName()!r} failed", path,
                             "check the folder exists and is writable")
@@ -119,12 +124,38 @@ def removeNodes(scene, *nodes) -> None:
                 scene.RemoveNode(helper)
 
 
+#: Work folders made by this process and not removed yet (removed at exit at the latest).
+_workFolders: set[Path] = set()
+
+
 def makeWorkFolder(prefix: str = "SAR-") -> Path:
-    """A private temporary folder (Slicer's temporary directory when available)."""
+    """A private temporary folder (Slicer's temporary directory when available).
+
+    It is remembered until :func:`removeWorkFolder`; :func:`removeAllWorkFolders` runs
+    when the module is cleaned up (Slicer quitting mid-job) and at interpreter exit.
+    """
     import tempfile
 
     base = None
     with contextlib.suppress(Exception):
         base = slicer.app.temporaryPath  # only inside the Slicer application
-    return Path(tempfile.mkdtemp(prefix=prefix, dir=base if base and os.path.isdir(base)
-                                 else None))
+    folder = Path(tempfile.mkdtemp(prefix=prefix, dir=base if base and os.path.isdir(base)
+                                   else None))
+    _workFolders.add(folder)
+    return folder
+
+
+def removeWorkFolder(folder: str | Path) -> None:
+    """Delete a work folder and everything in it (missing is fine)."""
+    folder = Path(folder)
+    shutil.rmtree(folder, ignore_errors=True)
+    _workFolders.discard(folder)
+
+
+def removeAllWorkFolders() -> None:
+    """Delete every work folder this process made and still holds."""
+    for folder in list(_workFolders):
+        removeWorkFolder(folder)
+
+
+atexit.register(removeAllWorkFolders)

@@ -130,6 +130,8 @@ class SARParameters:
     inputVolume = _NodeRef()
     modelPath = _Param("")
     fastMode = _Bool(False)
+    uncertainty = _Bool(False)  # load probability overlay and list uncertain regions
+    tta = _Bool(False)  # flip averaging; with uncertainty, also the flip disagreement
     outputSegmentation = _NodeRef()
     # Shared by the sections
     device = _Param("auto")
@@ -193,6 +195,8 @@ WIDGET_BINDINGS: tuple[tuple[str, str, str], ...] = (
     ("finetuneFreshHead", "finetuneFreshHeadCheckBox", "bool"),
     ("inputVolume", "inputVolumeSelector", "node"),
     ("fastMode", "fastModeCheckBox", "bool"),
+    ("uncertainty", "uncertaintyCheckBox", "bool"),
+    ("tta", "ttaCheckBox", "bool"),
     ("outputSegmentation", "outputSegmentationSelector", "node"),
     ("device", "deviceComboBox", "combo"),
     ("modelsFolder", "modelsFolderPathLineEdit", "path"),

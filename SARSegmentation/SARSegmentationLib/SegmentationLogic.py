@@ -4,7 +4,8 @@ The engine writes ``<case>_label.nii.gz`` on the input's own grid; it is importe
 ``vtkMRMLSegmentationNode`` whose reference geometry is the input volume, one segment per
 model class (classes the model did not find get an empty segment, ready to be painted in
 the Segment Editor), named and colored from the model header, with the class label kept
-in the ``SAR.label`` tag and the terminology entry where the header gives one.
+in the ``SAR.label`` tag and the standard terminology entry (DICOM / SNOMED CT codes) from
+the header or, for a known class name, from :mod:`SARSegmentationLib.Terminology`.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import vtk
 
 from SARSegmentationLib import MrmlIO
 from SARSegmentationLib.Engine import ensureEngineImportable
+from SARSegmentationLib.Terminology import classEntry
 
 ensureEngineImportable()
 from SARCore.errors import DataError, ModelFileError, SARError  # noqa: E402
@@ -59,9 +61,8 @@ def classesFromHeader(header: dict[str, Any]) -> list[SegmentClass]:
                                  header.get("name")) from exc
         if label <= 0:
             continue  # background is not a segment
-        terminology = item.get("terminology", "")
-        classes.append(SegmentClass(name, label, color, terminology if isinstance(
-            terminology, str) else ""))
+        classes.append(SegmentClass(name, label, color,
+                                    classEntry(name, item.get("terminology"))))
     return sorted(classes, key=lambda c: c.label)
 
 

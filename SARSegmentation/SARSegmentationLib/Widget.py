@@ -14,16 +14,17 @@ from collections.abc import Callable
 import qt
 import slicer
 
-from SARSegmentationLib import Dependencies, DeviceInfo
+from SARSegmentationLib import Dependencies, DeviceInfo, MrmlIO
 from SARSegmentationLib.Commands import PRESET_MODALITY
 from SARSegmentationLib.DatasetExport import CaseExistsError
 from SARSegmentationLib.JobRunner import JobStatus
 from SARSegmentationLib.JobWatcher import JobWatcher
 from SARSegmentationLib.Logic import SARLogic, defaultModelsFolder
-from SARSegmentationLib.ModelRegistry import describeHeader
+from SARSegmentationLib.ModelRegistry import ModelListing, describeHeader
 from SARSegmentationLib.WidgetBindings import ParameterBinder
 
 POLL_MS = 250
+FOLDER_SETTLE_MS = 800  # rescan the models folder once typing pauses, not per keystroke
 START_BUTTONS = ("preprocessButton", "cubesButton", "pretrainButton", "finetuneButton",
                  "segmentButton")
 
@@ -40,10 +41,18 @@ class SARPanel:
         self.deviceReport: DeviceInfo.DeviceReport | None = None
         self.askedAboutCpu = False
         self.models: dict[str, object] = {}
+        self.listing: ModelListing | None = None
+        self.navigator = None  # Uncertainty.RegionNavigator of the last result
+        self.stopWatchingScene: Callable[[], None] | None = None
+        self.cleanupJob: Callable[[], None] | None = None
         self.buttonTexts = {name: getattr(ui, name).text for name in START_BUTTONS}
         self.timer = qt.QTimer()
         self.timer.setInterval(POLL_MS)
         self.timer.connect("timeout()", self.onTimer)
+        self.folderTimer = qt.QTimer()
+        self.folderTimer.setSingleShot(True)
+        self.folderTimer.setInterval(FOLDER_SETTLE_MS)
+        self.folderTimer.connect("timeout()", self.refreshModels)
         actions: dict[str, Callable[[], None]] = {
             "preprocessButton": lambda: self.runEngineJob("preprocessButton",
                                                           self.logic.preprocessJob),
@@ -54,7 +63,9 @@ class SARPanel:
                                                         self.logic.finetuneJob),
             "segmentButton": self.onSegment, "editInSegmentEditorButton": self.onEdit,
             "addToTrainingSetButton": self.onAddToTrainingSet,
-            "refreshModelsButton": self.refreshModels, "importModelButton": self.onImportModel,
+            "nextUncertainRegionButton": self.onNextUncertainRegion,
+            "refreshModelsButton": lambda: self.refreshModels(retryFailed=True),
+            "importModelButton": self.onImportModel,
             "showHeaderButton": self.onShowHeader, "checkDeviceButton": self.startDeviceProbe,
             "installDependenciesButton": self.onInstallDependencies,
             "clearLogButton": lambda: self.ui.logTextEdit.clear()}
@@ -65,7 +76,7 @@ class SARPanel:
         ui.finetuneInitPathLineEdit.connect("currentPathChanged(QString)", self.onInitChanged)
         ui.modalityComboBox.connect("currentIndexChanged(int)", self.onModalityChanged)
         ui.modelsFolderPathLineEdit.connect("currentPathChanged(QString)",
-                                            lambda _: self.refreshModels())
+                                            lambda _: self.folderTimer.start())
 
     # -- parameter node ------------------------------------------------------------------
     def setParameters(self, params) -> None:
@@ -88,8 +99,8 @@ class SARPanel:
             blocked = widget.blockSignals(True)
             if widget is self.ui.finetuneFromScratchCheckBox:
                 widget.checked = scratch
-            elif not scratch:
-                widget.currentPath = params.finetuneInit
+            elif not scratch and widget.currentPath != params.finetuneInit:
+                widget.currentPath = params.finetuneInit  # only when it differs: the cursor
             widget.blockSignals(blocked)
         self.ui.finetuneInitPathLineEdit.enabled = not scratch
         self.selectModel(params.modelPath)
@@ -166,7 +177,10 @@ class SARPanel:
         for watcher in (self.watcher, self.probe):
             if watcher is not None:
                 watcher.poll()
-        if self.watcher is None and self.probe is None:
+        if self.listing is not None and self.listing.poll():
+            self.refreshModels()
+        listing = self.listing is not None and self.listing.busy
+        if self.watcher is None and self.probe is None and not listing:
             self.timer.stop()
 
     def cancelIfRunning(self, buttonName: str) -> bool:
@@ -182,13 +196,13 @@ class SARPanel:
         """Packages present (installing them after asking); ``False`` to abort."""
         if not Dependencies.unmetRequirements():
             return True
-        with slicer.util.tryWithErrorDisplay("Installing Python packages failed.",
-                                             waitCursor=True):
+        # no wait cursor here: installMissing asks for confirmation first; the error
+        # display re-raises after its dialog, so there is nothing to return on failure
+        with slicer.util.tryWithErrorDisplay("Installing Python packages failed."):
             done = Dependencies.installMissing(
                 lambda question: slicer.util.confirmOkCancelDisplay(question))
             self.showDependencies()
-            return done
-        return False
+        return done
 
     def runEngineJob(self, buttonName: str, makeJob: Callable) -> None:
         if self.cancelIfRunning(buttonName) or not self.ready():
@@ -196,8 +210,10 @@ class SARPanel:
         with slicer.util.tryWithErrorDisplay("The job could not start.", waitCursor=True):
             job = makeJob(self.params)
             runner = self.logic.startJob(job)
+            self.cleanupJob = lambda: self.logic.discardJob(job)
 
             def done(result) -> None:
+                self.cleanupJob = None
                 self.log(self.logic.finishJob(job, result, self.params))
                 self.showParameters()
                 if job.verb == "finetune" and result.ok:
@@ -220,23 +236,47 @@ class SARPanel:
         with slicer.util.tryWithErrorDisplay("Segmentation could not start.", waitCursor=True):
             job = self.logic.prepareSegment(self.params, overwrite=overwrite)
             runner = self.logic.startSegment(job)
+            self.stopWatchingScene = self.logic.cancelOnSceneClose(runner)
+            self.cleanupJob = lambda: self.logic.discardSegment(job)
             self.watch("segmentButton", runner, "segment",
                        lambda result: self.segmentDone(job, result))
 
     def segmentDone(self, job, result) -> None:
+        if self.stopWatchingScene is not None:
+            self.stopWatchingScene()
+        self.stopWatchingScene = self.cleanupJob = None
         case = self.logic.finishSegment(job, result)[0]
         if case.segmentation is None:
             if result.status is not JobStatus.CANCELLED:
                 slicer.util.errorDisplay(f"Segmentation failed: {case.error}")
             return
         self.params.outputSegmentation = case.segmentation
-        slicer.util.setSliceViewerLayers(background=case.volume, fit=True)
+        overlay = case.confidence.get("disagreement") or case.confidence.get("probability")
+        slicer.util.setSliceViewerLayers(background=case.volume, foreground=overlay,
+                                         foregroundOpacity=0.4 if overlay else None, fit=True)
+        self.showUncertainRegions(overlay)
         self.showParameters()
+
+    def showUncertainRegions(self, overlay) -> None:
+        """List the largest uncertain regions in the log; Next jumps to them in turn."""
+        from SARSegmentationLib.Uncertainty import RegionNavigator, uncertainRegions
+
+        regions = uncertainRegions(overlay) if overlay is not None else []
+        self.navigator = RegionNavigator(self.logic.scene, regions)
+        self.ui.nextUncertainRegionButton.enabled = bool(regions)
+        for number, region in enumerate(regions, start=1):
+            self.log(f"uncertain region {number}: {region.describe()}")
+
+    def onNextUncertainRegion(self) -> None:
+        region = self.navigator.next() if self.navigator is not None else None
+        if region is not None:
+            self.ui.statusLabel.text = (f"Uncertain region {self.navigator.index + 1}/"
+                                        f"{len(self.navigator.regions)}: {region.describe()}")
 
     def deviceOk(self) -> bool:
         """When no GPU is usable, say so and offer the CPU with fast mode (asked once)."""
         params, report = self.params, self.deviceReport
-        if params.device == "cpu" or report is None or report.cudaAvailable:
+        if params.device in ("cpu", "mps") or report is None or report.cudaAvailable:
             return True  # unknown yet: the engine's "auto" falls back to the CPU by itself
         if params.device == "auto" and (params.fastMode or self.askedAboutCpu):
             return True
@@ -255,7 +295,7 @@ class SARPanel:
         slicer.util.selectModule("SegmentEditor")
         editor = slicer.modules.segmenteditor.widgetRepresentation().self().editor
         editor.setSegmentationNode(segmentation)
-        if hasattr(editor, "setSourceVolumeNode"):  # Slicer 5.6 renamed "master" to "source"
+        if hasattr(editor, "setSourceVolumeNode"):  # since Slicer 5.2 ("master" before)
             editor.setSourceVolumeNode(volume)
         else:
             editor.setMasterVolumeNode(volume)
@@ -294,12 +334,21 @@ class SARPanel:
     def registry(self):
         return self.logic.modelRegistry(self.params.modelsFolder if self.params else None)
 
-    def refreshModels(self) -> None:
+    def refreshModels(self, retryFailed: bool = False) -> None:
+        """List the models folder from its index at once; headers not known yet are read
+        in a background thread and the list fills in when they arrive (see onTimer)."""
         if self.params is None:
             return
-        errors: list[str] = []
-        with slicer.util.WaitCursor():
-            entries = [e for e in self.registry().models(errors) if e.task == "segmentation"]
+        registry = self.registry()
+        if self.listing is None or self.listing.registry.folder != registry.folder:
+            self.listing = ModelListing(registry)
+        if retryFailed:
+            self.listing.forget()
+        entries, errors = self.listing.list()
+        entries = [e for e in entries if e.task == "segmentation"]
+        if self.listing.busy:
+            self.ui.modelInfoLabel.text = "Reading model headers in the background..."
+            self.timer.start()
         self.models = {str(e.path): e for e in entries}
         combo = self.ui.modelComboBox
         blocked = combo.blockSignals(True)
@@ -381,10 +430,33 @@ class SARPanel:
     def onInstallDependencies(self) -> None:
         self.ready()
 
+    def onSceneClose(self) -> None:
+        """The scene is closing: a running segmentation is cancelled by the logic's scene
+        observer; say so in the status line."""
+        if self.watcher is not None and self.stopWatchingScene is not None:
+            self.ui.statusLabel.text = "Cancelling: the scene was closed..."
+
+    def loadTerminology(self) -> None:
+        """Make the module's DICOM/SNOMED CT codes selectable in the Segment Editor too."""
+        from SARSegmentationLib.Terminology import loadTerminologyFile
+
+        try:
+            loadTerminologyFile(slicer.modules.terminologies.logic())
+        except Exception as exc:  # codes still go on the segments; only the list lacks them
+            self.log(f"SAR terminology file not loaded: {exc}")
+
     def cleanup(self) -> None:
-        """Module closed or reloaded: stop polling and end a running job."""
+        """Module closed, reloaded or Slicer quitting: stop polling, end a running job and
+        remove its temporary files."""
         self.timer.stop()
+        self.folderTimer.stop()
         for watcher in (self.watcher, self.probe):
             if watcher is not None:
                 watcher.runner.cancel(block=True)
+        if self.stopWatchingScene is not None:
+            self.stopWatchingScene()
+        if self.cleanupJob is not None:
+            self.cleanupJob()
         self.watcher = self.probe = None
+        self.stopWatchingScene = self.cleanupJob = None
+        MrmlIO.removeAllWorkFolders()

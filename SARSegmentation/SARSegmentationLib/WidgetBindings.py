@@ -40,7 +40,8 @@ def writeWidget(widget, kind: str, value: Any) -> None:
     blocked = widget.blockSignals(True)
     try:
         if kind == "path":
-            widget.currentPath = value or ""
+            if widget.currentPath != (value or ""):  # writing back moves the cursor
+                widget.currentPath = value or ""
         elif kind == "text":
             if widget.text != value:  # keep the cursor while the user types
                 widget.text = value or ""

@@ -1,16 +1,20 @@
 """Segment every volume in a folder with a SAR model and write ``.seg.nrrd`` files.
 
     Slicer --no-splash --no-main-window --python-script sar_batch_segment.py \
-        --input DIR --model FILE.sarmodel --output DIR [--device auto|cpu|cuda] [--fast]
+        --input DIR --model FILE.sarmodel --output DIR [--device auto|cpu|cuda|mps] [--fast]
 
 It also runs in plain Python with PyPI ``slicer-core`` installed. Exit code: 0 all files
-segmented, 1 some failed (each is listed), 2 bad usage or no volume in the folder.
+segmented, 1 some failed (each is listed), 2 bad usage or no volume in the folder, 3 an
+unexpected error. ``Slicer --python-script`` does not exit by itself when a script raises,
+so every error is caught here, printed, and turned into an exit code.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import traceback
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # SARSegmentationLib
@@ -22,7 +26,7 @@ def parseArguments(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--input", required=True, type=Path, help="folder of volume files")
     parser.add_argument("--model", required=True, type=Path, help="a .sarmodel file")
     parser.add_argument("--output", required=True, type=Path, help="folder for .seg.nrrd")
-    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
     parser.add_argument("--fast", action="store_true", help="faster, slightly coarser")
     return parser.parse_args(argv)
 
@@ -52,5 +56,20 @@ def main(argv: list[str]) -> int:
     return report.exitCode
 
 
+def safeMain(argv: list[str]) -> int:
+    """:func:`main`, with any exception printed (one line; the traceback with
+    ``SAR_DEBUG=1``) and turned into exit code 3 so that Slicer always ends."""
+    try:
+        return main(argv)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # anything left uncaught would keep Slicer running
+        if os.environ.get("SAR_DEBUG"):
+            traceback.print_exc()
+        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 3
+
+
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(safeMain(sys.argv[1:]))
