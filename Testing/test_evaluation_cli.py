@@ -97,4 +97,4 @@ def test_trial_subfolders_give_spread_over_trials(runs, brats2015_cases, tmp_pat
 def test_missing_truth_is_a_clear_error(runs, tmp_path) -> None:
     code, events, _ = _evaluate("--pred", str(runs["exact"]), "--truth", str(tmp_path / "no"))
     assert code == 1
-    assert "ground-truth folder not found" in events[-1]["message"]
+    assert "ground truth not found" in events[-1]["message"]
