@@ -58,17 +58,18 @@ class _StageClock:
     """Measures elapsed time and estimates time left, per stage.
 
     Each stage keeps its own clock, so a training stage interrupted by validation goes
-    on with its estimate instead of starting over every epoch."""
+    on with its estimate; a stage whose step goes back (next epoch's validation) starts
+    a new clock."""
 
     def __init__(self) -> None:
-        self.clocks: dict[tuple[str, int], tuple[float, int]] = {}
+        self.clocks: dict[tuple[str, int], tuple[float, int, int]] = {}
 
     def update(self, stage: str, step: int, total: int) -> tuple[float, float | None]:
         now = time.monotonic()
-        start, first_step = self.clocks.get((stage, total), (now, step))
-        if step < first_step:
+        start, first_step, last_step = self.clocks.get((stage, total), (now, step, step))
+        if step < last_step:
             start, first_step = now, step
-        self.clocks[(stage, total)] = (start, first_step)
+        self.clocks[(stage, total)] = (start, first_step, step)
         elapsed = now - start
         done = step - first_step
         eta = elapsed / done * (total - step) if done > 0 and total > 0 else None
