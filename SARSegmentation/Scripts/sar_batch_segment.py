@@ -1,7 +1,7 @@
 """Segment every volume in a folder with a SAR model and write ``.seg.nrrd`` files.
 
     Slicer --no-splash --no-main-window --python-script sar_batch_segment.py \
-        --input DIR --model FILE.sarmodel --output DIR [--device auto|cpu|cuda] [--fast]
+        --input DIR --model FILE.sarmodel --out DIR [--device auto|cpu|cuda] [--fast]
 
 It also runs in plain Python with PyPI ``slicer-core`` installed. Exit code: 0 all files
 segmented, 1 some failed (each is listed), 2 bad usage or no volume in the folder.
@@ -21,7 +21,8 @@ def parseArguments(argv: list[str]) -> argparse.Namespace:
         "\n")[0])
     parser.add_argument("--input", required=True, type=Path, help="folder of volume files")
     parser.add_argument("--model", required=True, type=Path, help="a .sarmodel file")
-    parser.add_argument("--output", required=True, type=Path, help="folder for .seg.nrrd")
+    parser.add_argument("--out", "--output", dest="output", required=True, type=Path,
+                        help="folder for .seg.nrrd (--output: the former name)")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     parser.add_argument("--fast", action="store_true", help="faster, slightly coarser")
     return parser.parse_args(argv)
