@@ -66,15 +66,10 @@ def run(args: argparse.Namespace, reporter: Reporter) -> int:
     tables = [(out / "table2.md").read_text(encoding="utf-8")]
     if (out / "ttest.md").exists():
         tables.append((out / "ttest.md").read_text(encoding="utf-8"))
-    if report.thresholds is None:
-        sizes = "size buckets: n/a (too few distinct cases for S/M/L; give --size-thresholds)"
+    if args.progress == "json":  # the tables say the size buckets (or n/a)
+        reporter.log("\n".join(tables))
     else:
-        low, high = report.thresholds
-        sizes = f"size buckets: S <= {low:.2f} mL < M <= {high:.2f} mL < L"
-    if args.progress == "json":
-        reporter.log(sizes + "\n" + "\n".join(tables))
-    else:
-        print(sizes + "\n\n" + "\n".join(tables), flush=True)
+        print("\n".join(tables), flush=True)
     reporter.done(dice=_cells(report.dice), hd95_mm=_cells(report.hd95),
                   thresholds_ml=list(report.thresholds or ()),
                   files=[str(p) for p in report.files], out=str(out),

@@ -49,8 +49,8 @@ def run(args: argparse.Namespace, reporter: Reporter) -> int:
     shown = {**header, "n_tensors": len(state), "n_values": n_parameters}
     if args.progress == "json":  # stdout carries only events in JSON mode
         reporter.done(model=str(args.model), header=shown,
-                      wrote=f"nothing; {args.model} is intact")
+                      wrote=f"wrote nothing; {args.model} is intact")
         return 0
     print(json.dumps(shown, indent=2) if args.json else format_header(shown), flush=True)
-    reporter.done(wrote=f"nothing; {args.model} is intact (checksum verified)")
+    reporter.done(wrote=f"wrote nothing; {args.model} is intact (checksum verified)")
     return 0
