@@ -25,6 +25,10 @@ def parseArguments(argv: list[str]) -> argparse.Namespace:
                         help="folder for .seg.nrrd (--output: the former name)")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     parser.add_argument("--fast", action="store_true", help="faster, slightly coarser")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="redo every file; without it a file whose .seg.nrrd came from "
+                             "the same model and input is skipped, and one from another "
+                             "model or input is refused")
     return parser.parse_args(argv)
 
 
@@ -39,17 +43,20 @@ def main(argv: list[str]) -> int:
 
     try:
         report = segmentFolder(args.input, args.model, args.output, args.device, args.fast,
-                               scene=currentScene())
+                               scene=currentScene(), overwrite=args.overwrite)
     except SARError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     for source, target in report.written.items():
         print(f"ok      {source} -> {target}")
+    for source, target in report.skipped.items():
+        print(f"skipped {source}: {target} came from this model and file")
     for source, why in report.failed.items():
         print(f"FAILED  {source}: {why}", file=sys.stderr)
     if report.exitCode == 2:
         print(f"no volume files found in {args.input}", file=sys.stderr)
-    print(f"{len(report.written)} segmented, {len(report.failed)} failed")
+    print(f"{len(report.written)} segmented, {len(report.skipped)} skipped (already done), "
+          f"{len(report.failed)} failed")
     return report.exitCode
 
 
