@@ -96,7 +96,6 @@ def segment_cases(inputs: Sequence[str | Path], model_path: str | Path, out_dir:
         reporter.progress(base, total, case.case_id, stage="segment")
         progress = _window_progress(reporter, case.case_id, base, total)
         for warning in input_warnings(case, segmenter.model):
-            log.warning("%s", warning)
             reporter.log(f"warning: {warning}")
         _run_case(case, segmenter, out, options, progress, report, reporter, model_sha256)
     reporter.progress(total, total, "done", stage="segment")
@@ -137,9 +136,7 @@ def _run_case(case: InferenceCase, segmenter: Segmenter, out: Path, options: Seg
     seconds = round(time.monotonic() - start, 1)
     reporter.log(f"{case.case_id}: {label_path.name}, {seg_path.name} ({seconds} s)")
     if empty:
-        text = empty_warning(case, segmenter.model)
-        log.warning("%s", text)
-        reporter.log(f"warning: {text}")
+        reporter.log(f"warning: {empty_warning(case, segmenter.model)}")
         report.empty.append(case.case_id)
     report.outputs.append({"case": case.case_id, "label": str(label_path),
                            "segmentation": str(seg_path), "seconds": seconds})
