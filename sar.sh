@@ -5,6 +5,9 @@
 #   ./sar.sh study   setup, then the CPU study (experiments/cpu_brats.yaml, under an hour)
 #   ./sar.sh test    setup, then the whole test suite
 #   ./sar.sh bench   setup, then every benchmark in bench/ (long; not part of the tests)
+#   ./sar.sh VERB    any `sar` verb with the .venv's Python, e.g. ./sar.sh info MODEL
+#                    (verbs: preprocess cubes preview pretrain info finetune segment
+#                    evaluate experiment; ./sar.sh VERB --help for its options)
 # GPU users: install the torch build for your CUDA first (pip install torch), then
 # run with SAR_TORCH=skip so setup keeps it.
 set -euo pipefail
@@ -45,5 +48,17 @@ case "${1:-help}" in
     setup
     for script in bench/bench_*.py; do echo "== $script"; "$PY" "$script"; done
     ;;
-  *) sed -n '2,10p' "$0"; exit 2 ;;
+  help|-h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//' ;;
+  preprocess|cubes|preview|pretrain|info|finetune|segment|evaluate|experiment)
+    if [ ! -x "$PY" ]; then
+      echo "error: $VENV does not exist yet: run ./sar.sh setup first (about 3 GB, a few minutes)" >&2
+      exit 2
+    fi
+    exec "$PY" -m SARCore "$@"
+    ;;
+  *)
+    echo "error: unknown command '$1'" >&2
+    sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//' >&2
+    exit 2
+    ;;
 esac

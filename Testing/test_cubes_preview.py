@@ -44,3 +44,23 @@ def test_pick_cubes_covers_every_scale(ct_small, mri_tcga, tmp_path):
     assert all(int(dataset[p]["scale"]) == s for s, ps in picks.items() for p in ps)
     assert picks == pick_cubes(dataset, 3, seed=0)
     assert np.all(np.diff(picks[2]) > 0)
+
+
+def test_corrupted_panels_name_their_transforms() -> None:
+    import torch
+
+    from SARCore.corruptions import ModelsGenesisCorruption
+    from SARCore.cubes.preview import transform_names
+
+    batch = torch.rand(16, 1, 32, 32, 16)
+    record = ModelsGenesisCorruption().corrupt(batch, generator=torch.Generator().manual_seed(3)
+                                                ).record
+    names = transform_names(record)
+    assert len(names) == 16
+    for i, name in enumerate(names):
+        assert ("flip" in name) == bool(record.flip_count[i] > 0)
+        assert ("shuffle" in name) == bool(record.shuffled[i])
+        assert ("nonlinear" in name) == bool(record.nonlinear[i])
+        assert ("in-painting" in name) == bool(record.inner_painted[i])
+        assert ("out-painting" in name) == bool(record.outer_painted[i])
+    assert len(set(names)) > 1  # different samples got different transforms

@@ -97,4 +97,23 @@ def test_trial_subfolders_give_spread_over_trials(runs, brats2015_cases, tmp_pat
 def test_missing_truth_is_a_clear_error(runs, tmp_path) -> None:
     code, events, _ = _evaluate("--pred", str(runs["exact"]), "--truth", str(tmp_path / "no"))
     assert code == 1
-    assert "ground-truth folder not found" in events[-1]["message"]
+    assert "ground truth not found" in events[-1]["message"]
+
+
+def test_one_truth_file_class_names_stdout_tables_and_na_buckets(runs, brats2015_cases,
+                                                                 tmp_path) -> None:
+    case = brats2015_cases[0]
+    pred = tmp_path / "pred"
+    pred.mkdir()
+    (pred / f"{case.name}_label.nii.gz").symlink_to(runs["exact"] / f"{case.name}_label.nii.gz")
+    result = subprocess.run(
+        [sys.executable, "-m", "SARCore", "evaluate", "--pred", str(pred), "--truth",
+         str(case / "OTMultiClass.nii.gz"), "--labels", "tumor:>0", "--out",
+         str(tmp_path / "eval")], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    # Tables on stdout, named by class, with no size buckets for one case.
+    assert "| Method (Dice, %) | tumor |" in result.stdout
+    assert "| pred | 100.00 ± 0.00 |" in result.stdout
+    assert "tumor_S" not in result.stdout and "n/a" in result.stdout
+    assert "Method (Dice" not in result.stderr  # logs and tables do not mix
+    assert result.stderr.strip().splitlines()[-1].startswith("sar evaluate: wrote ")

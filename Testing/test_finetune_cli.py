@@ -45,6 +45,13 @@ def test_cli_finetunes_from_scratch_with_a_config_file(
     assert any(m.startswith("preprocessing: preset brats (zscore_nonzero; auto: the data are "
                             "brats cases)") for m in said)  # no preset given: from the layout
     assert any(e["event"] == "progress" and e.get("stage") == "finetune trial_0" for e in events)
+    training = [e for e in events if e["event"] == "progress"
+                and e.get("stage") == "finetune trial_0"]
+    assert training and training[0]["step"] == 0  # the bar starts at 0 %
+    validation = [e for e in events if e["event"] == "progress"
+                  and e.get("stage") == "finetune trial_0 validation"]
+    assert validation and validation[-1]["step"] == validation[-1]["total"]  # it moves
+    assert done["out"] and done["wrote"].startswith("model.sarmodel")
     header = read_header(done["model"])
     assert header["width_divisor"] == 8 and header["classes"][0]["name"] == "tumor"
     saved = json.loads((tmp_path / "out" / "config.json").read_text())

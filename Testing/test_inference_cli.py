@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -31,34 +32,55 @@ def inputs(tmp_path_factory, brats_flair) -> tuple[Path, Path]:
     return folder, model
 
 
-def test_batch_json_events_and_overwrite(tmp_path, inputs) -> None:
+def test_batch_json_events_skip_and_overwrite(tmp_path, inputs) -> None:
     folder, model = inputs
     out = tmp_path / "out"
     code, events, stderr = _segment(str(folder), "--model", str(model), "--out", str(out))
     assert code == 1, stderr  # one case failed
     kinds = [e["event"] for e in events]
-    assert "progress" in kinds and kinds.count("done") == 1
-    done = next(e for e in events if e["event"] == "done")
-    [output] = done["outputs"]
+    assert "progress" in kinds and kinds[-1] == "error" and "done" not in kinds
+    end = events[-1]
+    assert end["exit_code"] == 1 and end["file"].endswith("zz_broken.nrrd")
+    [output] = end["outputs"]
     assert output["case"] == "crop1"
     assert Path(output["label"]) == out / "crop1_label.nii.gz"
     assert Path(output["segmentation"]) == out / "crop1.seg.nrrd"
     assert sitk.ReadImage(output["label"]).GetSize() == (48, 56, 32)
-    [failed] = done["failed"]
+    [failed] = end["failed"]
     assert failed["case"] == "zz_broken" and "zz_broken.nrrd" in failed["error"]
     progress = [e for e in events if e["event"] == "progress"]
+    assert progress[0]["step"] == 0  # the bar starts at 0 %
     assert progress[-1]["step"] == progress[-1]["total"] == 200  # 2 cases x 100 steps
+    windows = [e for e in progress if "window" in e["message"]]
+    assert windows and 0 < windows[0]["step"] < 100  # moves inside a case
 
-    code, events, _ = _segment(str(folder / "crop1.nii.gz"), "--model", str(model),
-                               "--out", str(out))
-    done = next(e for e in events if e["event"] == "done")
-    assert code == 1 and not done["outputs"]
-    assert "already exists" in done["failed"][0]["error"]
+    # Same model, same input: already done, skipped (not refused, not redone).
+    label = out / "crop1_label.nii.gz"
+    stamp = label.stat().st_mtime_ns
     code, events, stderr = _segment(str(folder / "crop1.nii.gz"), "--model", str(model),
+                                    "--out", str(out))
+    assert code == 0, stderr
+    done = events[-1]
+    assert done["event"] == "done" and not done["outputs"]
+    assert [k["case"] for k in done["skipped"]] == ["crop1"]
+    assert label.stat().st_mtime_ns == stamp
+    assert any("skipped" in e["message"] for e in events if e["event"] == "log")
+
+    # Another model: the outputs came from something else, so they are refused...
+    other = calibrated_model(tmp_path / "other.sarmodel", [folder / "crop1.nii.gz"], seed=1)
+    code, events, _ = _segment(str(folder / "crop1.nii.gz"), "--model", str(other),
+                               "--out", str(out))
+    assert code == 1 and events[-1]["event"] == "error"
+    assert "came from another model or input" in events[-1]["failed"][0]["error"]
+    assert label.stat().st_mtime_ns == stamp
+    # ... unless --overwrite.
+    code, events, stderr = _segment(str(folder / "crop1.nii.gz"), "--model", str(other),
                                     "--out", str(out), "--overwrite", "--fast",
                                     "--batch-size", "2")
     assert code == 0, stderr
-    assert next(e for e in events if e["event"] == "done")["failed"] == []
+    assert events[-1]["event"] == "done" and events[-1]["failed"] == []
+    record = json.loads((out / "crop1.sar.json").read_text())
+    assert record["model_sha256"] == hashlib.sha256(other.read_bytes()).hexdigest()
 
 
 def test_usage_errors_exit_2(tmp_path, inputs) -> None:

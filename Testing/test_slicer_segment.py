@@ -109,19 +109,24 @@ def test_batch_script_segments_a_folder_and_reports_the_bad_file(tiny_model, mri
                                                                  tmp_path):
     inputs = tmp_path / "in"
     inputs.mkdir()
-    for name in ("brain1_image.nrrd", "brain2_image.nrrd"):
+    for name in ("brain1_image.nrrd", "brain2_image.nrrd", "brain1_label.nrrd"):
         shutil.copy(mri_tcga.with_name(name), inputs / name)
     (inputs / "broken.nii.gz").write_bytes(b"truncated download")
     out = tmp_path / "out"
-    run = subprocess.run([sys.executable, str(SCRIPT), "--input", str(inputs), "--model",
-                          str(tiny_model), "--output", str(out), "--device", "cpu", "--fast"],
-                         capture_output=True, text=True, timeout=600, cwd=tmp_path,
+    command = [sys.executable, str(SCRIPT), "--input", str(inputs), "--model",
+               str(tiny_model), "--out", str(out), "--device", "cpu", "--fast"]
+    run = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=tmp_path,
                          env=engineEnvironment())
     assert run.returncode == 1, run.stderr
-    assert "2 segmented, 1 failed" in run.stdout
+    assert "2 segmented, 0 skipped (already done), 1 failed" in run.stdout
     assert "broken.nii.gz" in run.stderr
-    written = sorted(p.name for p in out.iterdir())
+    written = sorted(p.name for p in out.glob("*.seg.nrrd"))  # the label map is no scan
     assert written == ["brain1_image.seg.nrrd", "brain2_image.seg.nrrd"]
+    stamp = (out / written[0]).stat().st_mtime_ns
+    again = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=tmp_path,
+                           env=engineEnvironment())
+    assert "0 segmented, 2 skipped (already done), 1 failed" in again.stdout, again.stderr
+    assert (out / written[0]).stat().st_mtime_ns == stamp
     from SARSegmentationLib.Headless import makeScene
 
     scene = makeScene(tmp_path / "home")

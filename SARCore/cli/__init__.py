@@ -14,12 +14,15 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
+import json
 import logging
 import os
 import sys
 from types import ModuleType
+from typing import NoReturn
 
 from SARCore.cli.failures import describe, log_traceback
+from SARCore.cli.options import HelpFormatter, add_common, json_requested
 from SARCore.errors import ConfigError, SARError
 from SARCore.outputs import claim_output_folder
 from SARCore.progress import make_reporter
@@ -43,20 +46,38 @@ def _verb_modules() -> dict[str, ModuleType]:
     return modules
 
 
+#: Packages SARCore needs at run time (``pip install -e .`` brings them).
+REQUIRED_PACKAGES = ("torch", "numpy", "SimpleITK", "nrrd", "scipy", "tqdm", "yaml",
+                     "matplotlib")
+
+
+class Parser(argparse.ArgumentParser):
+    """Usage errors in the CLI's one error style; with ``--progress json`` also as a JSON
+    ``error`` event (docs/progress-protocol.md), exit code 2."""
+
+    json_events = False
+
+    def error(self, message: str) -> NoReturn:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        text = f"{self.prog}: {message} (see {self.prog} --help)"
+        print(f"error: {text}", file=sys.stderr)
+        if Parser.json_events:
+            _emit_error(text, "usage", None, EXIT_USAGE)
+        sys.exit(EXIT_USAGE)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="sar", description="SAR: scale-aware restoration pre-training and 3D tumor "
-        "segmentation (preprocess -> cubes -> pretrain -> finetune -> segment -> evaluate).")
+        "segmentation (preprocess -> cubes -> pretrain -> finetune -> segment -> evaluate).",
+        epilog="Every verb has --help. Exit codes: 0 success, 1 failure, 2 bad usage, "
+               "130 interrupted. JSON events: docs/progress-protocol.md.")
     parser.add_argument("--version", action="version", version=f"SARCore {__version__}")
     sub = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
     for verb, module in _verb_modules().items():
-        verb_parser = sub.add_parser(verb, help=module.HELP, description=module.HELP)
-        verb_parser.add_argument(
-            "--progress", choices=("bar", "json", "none"), default="bar",
-            help="terminal progress bar (default), JSON lines on stdout (for the Slicer "
-                 "module), or nothing")
-        verb_parser.add_argument("--log-level", default="WARNING",
-                                 choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+        verb_parser = sub.add_parser(verb, help=module.HELP, description=module.HELP,
+                                     formatter_class=HelpFormatter)
+        add_common(verb_parser)
         module.add_arguments(verb_parser)
         verb_parser.set_defaults(_run=module.run)
     return parser
@@ -76,23 +97,51 @@ def output_folder_of(args: argparse.Namespace) -> contextlib.AbstractContextMana
     return claim_output_folder(out)
 
 
+def missing_package_message(exc: ModuleNotFoundError) -> str | None:
+    """One sentence for a run-time package this Python lacks, else ``None`` (a bug)."""
+    name = (exc.name or "").split(".")[0]
+    if name not in REQUIRED_PACKAGES:
+        return None
+    return (f"this Python ({sys.executable}) lacks the package {name!r} that SARCore needs: "
+            "run ./sar.sh setup and use ./sar.sh <verb> (or .venv/bin/sar), or install "
+            "SARCore into this Python with: pip install torch==2.13.0 -e .")
+
+
+def _emit_error(message: str, kind: str, file: str | None, exit_code: int) -> None:
+    print(json.dumps({"event": "error", "message": message, "kind": kind, "file": file,
+                      "exit_code": exit_code}), flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    Parser.json_events = json_requested(argv)
+    try:
+        parser = build_parser()
+    except ModuleNotFoundError as exc:
+        text = missing_package_message(exc)
+        if text is None:
+            raise
+        print(f"error: {text}", file=sys.stderr)
+        if Parser.json_events:
+            _emit_error(text, "MissingPackage", None, EXIT_FAILURE)
+        return EXIT_FAILURE
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level, stream=sys.stderr,
                         format="%(levelname)s %(name)s: %(message)s")
-    reporter = make_reporter(args.progress)
+    reporter = make_reporter(args.progress, args.verb)
+    json_mode = args.progress == "json"
     try:
         with output_folder_of(args):
             return int(args._run(args, reporter))
     except ConfigError as exc:
-        reporter.error(str(exc), kind="usage")
-        if args.progress == "json":
+        reporter.error(str(exc), kind="usage", file=exc.path, exit_code=EXIT_USAGE)
+        if json_mode:
             print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except SARError as exc:
-        reporter.error(str(exc), kind=type(exc).__name__, file=exc.path)
-        if args.progress == "json":
+        reporter.error(str(exc), kind=type(exc).__name__, file=exc.path,
+                       exit_code=EXIT_FAILURE)
+        if json_mode:
             print(f"error: {exc}", file=sys.stderr)
         log_traceback(exc)
         return EXIT_FAILURE
@@ -101,11 +150,18 @@ def main(argv: list[str] | None = None) -> int:
         if known is None:
             raise
         kind, message, file = known
-        reporter.error(message, kind=kind, file=file)
+        reporter.error(message, kind=kind, file=file, exit_code=EXIT_FAILURE)
         if args.progress == "json":
             print(f"error: {message}", file=sys.stderr)
         log_traceback(exc)
         return EXIT_FAILURE
+    except ModuleNotFoundError as exc:
+        text = missing_package_message(exc)
+        if text is None:
+            raise
+        reporter.error(text, kind="MissingPackage", file=None, exit_code=EXIT_FAILURE)
+        return EXIT_FAILURE
     except KeyboardInterrupt:
-        reporter.error("interrupted", kind="CancelledError")
+        reporter.error("interrupted", kind="CancelledError", file=None,
+                       exit_code=EXIT_INTERRUPTED)
         return EXIT_INTERRUPTED

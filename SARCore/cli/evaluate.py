@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from SARCore.cli.options import add_out
 from SARCore.progress import Reporter
 
 HELP = ("score predicted label maps against ground truth: Dice (1.0 when both empty), HD95 "
@@ -15,19 +16,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pred", required=True, metavar="DIR",
                         help="predicted label maps (<case>_label.nii.gz), or sub-folders of "
                              "them, one per trial/fold")
-    parser.add_argument("--truth", required=True, metavar="DIR",
-                        help="ground truth: BraTS case folders, an MSD dataset, image + "
-                             "<case>_label pairs, or a folder of label files")
-    parser.add_argument("--labels", nargs="+", metavar="LABEL",
-                        help="label groups to score: 1 2 or name=1,2,4 (e.g. whole=1,2,3,4 "
-                             "for the BraTS whole tumor); default each value found + whole")
-    parser.add_argument("--out", metavar="DIR",
-                        help="folder for scores.csv, table2.md/.csv, ttest.md/.csv "
-                             "(default: <pred>/evaluation)")
+    parser.add_argument("--truth", required=True, metavar="PATH",
+                        help="ground truth: one label file, BraTS case folders, an MSD dataset, "
+                             "image + <case>_label pairs, or a folder of label files")
+    parser.add_argument("--labels", nargs="+", metavar="RULES",
+                        help="classes to score, as finetune --labels writes them and applied "
+                             "to prediction and truth alike: 'tumor:>0' (BraTS whole tumor), "
+                             "'pancreas:1,tumor:2' (older forms 1 2 and whole=1,2,4 still "
+                             "work) (default: each label value found, plus whole)")
+    add_out(parser, "folder for scores.csv, table2.md/.csv, ttest.md/.csv (default: "
+                    "<pred>/evaluation)", required=False, metavar="DIR")
     parser.add_argument("--compare", metavar="DIR2",
                         help="a second run's predictions: both in the tables, and a t-test")
     parser.add_argument("--name", help="method name of --pred (default: its folder name)")
-    parser.add_argument("--compare-name", help="method name of --compare (default: folder name)")
+    parser.add_argument("--compare-name", help="method name of --compare (default: its folder name)")
     parser.add_argument("--size-label", metavar="NAME",
                         help="label group split into S/M/L by truth volume (default: whole, "
                              "else the first group)")
@@ -50,23 +52,28 @@ def _method_names(args: argparse.Namespace) -> list[tuple[str, str]]:
 
 
 def run(args: argparse.Namespace, reporter: Reporter) -> int:
-    from SARCore.evaluation.metrics import as_groups
+    from SARCore.evaluation.metrics import parse_label_option
     from SARCore.evaluation.report import evaluate_runs, write_report
 
-    groups = as_groups(args.labels) if args.labels else None
+    groups = parse_label_option(args.labels) if args.labels else None
     scores = {name: evaluate_runs(folder, args.truth, groups, reporter)
               for name, folder in _method_names(args)}
     out = Path(args.out) if args.out else Path(args.pred) / "evaluation"
     thresholds = tuple(args.size_thresholds) if args.size_thresholds else None
     report = write_report(out, scores, args.size_label, thresholds, welch=args.welch)
-    low, high = report.thresholds or (float("nan"), float("nan"))
-    reporter.log(f"size buckets: S <= {low:.2f} mL < M <= {high:.2f} mL < L")
-    reporter.log((out / "table2.md").read_text(encoding="utf-8"))
+    # The tables are the verb's result: stdout, so `sar evaluate ... > table.md` works;
+    # logs and progress stay on stderr (in JSON mode stdout carries only events).
+    tables = [(out / "table2.md").read_text(encoding="utf-8")]
     if (out / "ttest.md").exists():
-        reporter.log((out / "ttest.md").read_text(encoding="utf-8"))
+        tables.append((out / "ttest.md").read_text(encoding="utf-8"))
+    if args.progress == "json":  # the tables say the size buckets (or n/a)
+        reporter.log("\n".join(tables))
+    else:
+        print("\n".join(tables), flush=True)
     reporter.done(dice=_cells(report.dice), hd95_mm=_cells(report.hd95),
                   thresholds_ml=list(report.thresholds or ()),
-                  files=[str(p) for p in report.files], out=str(out))
+                  files=[str(p) for p in report.files], out=str(out),
+                  wrote=f"{len(report.files)} table and score file(s)")
     return 0
 
 

@@ -6,6 +6,7 @@ import argparse
 import os
 from pathlib import Path
 
+from SARCore.cli.options import add_out
 from SARCore.progress import Reporter
 
 HELP = ("run a whole experiment from one YAML file: preprocess -> cubes -> pre-train each "
@@ -18,9 +19,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-root", type=Path, metavar="DIR",
                         help="folder the config's data paths are relative to (default: "
                              "$SAR_DATA, else ../shared/data beside the repository)")
-    parser.add_argument("--out", type=Path, metavar="DIR",
-                        help="output folder (default: the config's 'output', else "
-                             "runs/<name>)")
+    add_out(parser, "output folder (default: the config's 'output', else runs/<name>)",
+            required=False, type=Path, metavar="DIR")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         dest="overrides", help="override a config entry by its dotted path, "
                         "e.g. --set finetuning.max_steps=4 (repeatable; value read as YAML)")
@@ -39,6 +39,7 @@ def run(args: argparse.Namespace, reporter: Reporter) -> int:
     result = run_experiment(config, out, data_root, reporter)
     reporter.log(f"{len(result.ran)} stage(s) ran, {len(result.skipped)} already done; "
                  f"report: {result.report}")
-    reporter.done(report=str(result.report), out=str(result.out_dir), ran=result.ran,
+    reporter.done(wrote=f"report.md ({len(result.ran)} stage(s) ran, "
+                        f"{len(result.skipped)} already done)", report=str(result.report), out=str(result.out_dir), ran=result.ran,
                   skipped=result.skipped)
     return 0

@@ -6,6 +6,7 @@ import argparse
 import os
 from typing import Any
 
+from SARCore.cli.options import add_device, add_labels, add_out, add_sequence
 from SARCore.progress import Reporter
 
 HELP = ("fine-tune a 3D U-Net for tumor segmentation on labeled scans, from a pre-trained "
@@ -25,13 +26,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--data", metavar="SPEC", help="labeled data: an MSD folder or dataset.json, a folder "
         "of BraTS case folders, or a CSV with image,label columns")
     add("--init", metavar="MODEL|scratch", help="pre-trained .sarmodel to start from, or "
-        "'scratch' (default)")
-    add("--out", required=True, metavar="DIR", help="output folder (one subfolder per "
-        "trial/fold, model.sarmodel, metrics.csv, loss_curves.png)")
-    add("--sequence", metavar="SEQ[,SEQ]", help="MRI sequence(s) as input channels, e.g. "
-        "flair (BraTS folders)")
-    add("--labels", metavar="MAPPING", help="output classes from label values, e.g. "
-        "'tumor:>0' (whole tumor, default) or 'pancreas:1,tumor:2'")
+        "'scratch' (default: scratch)")
+    add_out(parser, "output folder (one subfolder per trial/fold, model.sarmodel, "
+            "metrics.csv, loss_curves.png)", metavar="DIR")
+    add_sequence(parser, extra="; the input channels of the model (default: flair)")
+    add_labels(parser, extra=" (default: 'tumor:>0', the whole tumor)")
     add("--preset", metavar="NAME", help="preprocessing: brats, pancreas, ct, mri, or auto "
         "(default: brats for BraTS folders, pancreas for MSD pancreas, else the pre-trained "
         "model's; the choice is printed)")
@@ -40,21 +39,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--modality", choices=("CT", "MRI"), help="modality of the images when the data "
         "layout does not say")
     add("--label-fraction", type=float, metavar="F", help="share of the training cases "
-        "that keep their labels, e.g. 0.2 for 1/5 (default 1)")
-    add("--seed", type=int, help="seed of splits, sampling and initialisation (default 0)")
-    add("--trials", type=int, metavar="N", help="random 2:1 train/test splits (default 1)")
+        "that keep their labels, e.g. 0.2 for 1/5 (default: 1)")
+    add("--seed", type=int, help="seed of splits, sampling and initialisation (default: 0)")
+    add("--trials", type=int, metavar="N", help="random 2:1 train/test splits (default: 1)")
     add("--folds", type=int, metavar="K", help="K-fold cross-validation instead of trials")
-    add("--epochs", type=int, help="maximum epochs per trial/fold (default 100)")
+    add("--epochs", type=int, help="maximum epochs per trial/fold (default: 100)")
     add("--max-steps", type=int, help="stop each trial/fold after this many steps")
-    add("--batch-size", type=int, help="patches per step (default 4)")
+    add("--batch-size", type=int, help="patches per step (default: 4)")
     add("--width-divisor", type=int, help="divide the U-Net widths (scratch only; a "
         "pre-trained model keeps its own)")
     add("--fresh-head", action="store_true", help="start the final 1x1 layer afresh instead "
-        "of reusing a pre-trained restoration head (better after a short pre-training)")
-    add("--loss", choices=("dice", "dice_ce"), help="Dice (default) or Dice + cross-entropy")
-    add("--device", help="auto (default), cpu, cuda or cuda:N")
+        "of reusing the pre-trained restoration head. Use it after a short pre-training "
+        "(a few epochs, e.g. the README's CPU run): such a head restores intensities and "
+        "cannot become a tumor detector in a few fine-tuning steps, so the model would "
+        "mark nothing (an all-empty segmentation). After a full pre-training the reused "
+        "head is what the paper does")
+    add("--loss", choices=("dice", "dice_ce"), help="Dice or Dice + cross-entropy (default: dice)")
+    add_device(parser, default=None)
     add("--cache-dir", metavar="DIR", help="where preprocessed volumes are cached "
-        "(default OUT/cache)")
+        "(default: OUT/cache)")
     add("--name", help="model name written in the header (default: the output folder's)")
     add("--allow-empty-labels", action="store_true", help="let a case whose label values "
         "the --labels rule does not match train as tumor-free (default: stop with an error)")
@@ -93,5 +96,6 @@ def run(args: argparse.Namespace, reporter: Reporter) -> int:
                      f"{split.best_epoch}; {len(split.test)} test case(s) kept apart")
     reporter.log(f"model: {result.model_path} (from {result.selected_split})")
     reporter.done(model=result.model_path, splits=[s.name for s in result.splits],
-                  out=result.out_dir)
+                  out=result.out_dir, wrote=f"model.sarmodel (from {result.selected_split}), "
+                  f"{len(result.splits)} split folder(s) with metrics and loss curves")
     return 0

@@ -19,7 +19,8 @@ HELP = "show (and verify) a model file's header"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", type=Path, help="a .sarmodel file")
-    parser.add_argument("--json", action="store_true", help="print the header as JSON")
+    parser.add_argument("--json", action="store_true", help="print the header as JSON (with "
+                        "--progress json it comes in the done event instead)")
     parser.add_argument("--task", choices=("pretrain", "segmentation"),
                         help="refuse the file unless it is a model for this task")
     parser.add_argument("--architecture", help="refuse the file unless it has this "
@@ -45,9 +46,11 @@ def run(args: argparse.Namespace, reporter: Reporter) -> int:
                                     architecture=args.architecture,
                                     in_channels=args.in_channels)
     n_parameters = sum(int(t.numel()) for t in state.values())
-    if args.json:
-        print(json.dumps({**header, "n_tensors": len(state), "n_values": n_parameters},
-                         indent=2))
-    else:
-        print(format_header({**header, "n_tensors": len(state), "n_values": n_parameters}))
+    shown = {**header, "n_tensors": len(state), "n_values": n_parameters}
+    if args.progress == "json":  # stdout carries only events in JSON mode
+        reporter.done(model=str(args.model), header=shown,
+                      wrote=f"wrote nothing; {args.model} is intact")
+        return 0
+    print(json.dumps(shown, indent=2) if args.json else format_header(shown), flush=True)
+    reporter.done(wrote=f"wrote nothing; {args.model} is intact (checksum verified)")
     return 0

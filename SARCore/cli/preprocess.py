@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from SARCore.cli.options import add_out, add_sequence
 from SARCore.errors import ConfigError
 from SARCore.preprocess.presets import PRESETS
 from SARCore.progress import Reporter
@@ -16,7 +17,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("inputs", nargs="+", metavar="INPUT",
                         help="image files, folders of them, DICOM series folders, an MSD "
                              "dataset folder (dataset.json) or BraTS case folders")
-    parser.add_argument("--out", required=True, help="output folder")
+    add_out(parser, "output folder")
     parser.add_argument("--preset", required=True,
                         help=f"one of {', '.join(PRESETS)}")
     parser.add_argument("--spacing", nargs=3, type=float, metavar=("X", "Y", "Z"),
@@ -26,9 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--modality", type=str.upper, choices=("CT", "MRI"),
                         help="modality of every input (default: from dataset.json, BraTS "
                              "folders, or the preset)")
-    parser.add_argument("--sequence", default="flair",
-                        help="BraTS sequence to take from case folders: flair, t1c, t1, t2, "
-                             "or all (one case per sequence); default flair")
+    add_sequence(parser, default="flair", extra=", or all (one case per sequence)")
     parser.add_argument("--label-map", nargs="+", metavar="SRC:DST",
                         help="remap label values, e.g. 2:1 4:1 (values not named are kept)")
     parser.add_argument("--allow-outside-paths", action="store_true",
@@ -61,13 +60,15 @@ def run(args: argparse.Namespace, reporter: Reporter) -> int:
                            allow_outside=args.allow_outside_paths)
     reporter.log(f"{len(cases)} case(s), preset {preset.name}, output {args.out}")
     report = preprocess_cases(cases, args.out, preset, reporter)
-    reporter.done(done=len(report.done), skipped=len(report.skipped),
-                  failed=[{"case": f.case_id, "file": f.file, "reason": f.reason}
+    summary = {"done": len(report.done), "skipped": len(report.skipped),
+               "failed": [{"case": f.case_id, "file": f.file, "reason": f.reason}
                           for f in report.failed],
-                  out=str(report.out_dir))
+               "out": str(report.out_dir)}
     if report.failed:
         reporter.error(f"{len(report.failed)} of {len(cases)} case(s) failed:\n"
                        + "\n".join(f"  {f.case_id}: {f.reason}" for f in report.failed),
-                       kind="DataError", file=report.failed[0].file)
+                       kind="DataError", file=report.failed[0].file, exit_code=1, **summary)
         return 1
+    reporter.done(wrote=f"{len(report.done)} preprocessed volume(s) and manifest.json "
+                        f"({len(report.skipped)} already done, skipped)", **summary)
     return 0

@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from SARCore.cli.options import add_device, add_out
 from SARCore.pretrain.methods import METHODS
 from SARCore.progress import Reporter
 
@@ -20,36 +21,36 @@ HELP = "self-supervised pre-training (SAR, Models Genesis, ablations, Taleb base
 
 #: (flag, config key, type, help). Every default is None: only given options override.
 _OPTIONS: tuple[tuple[str, str, Any, str], ...] = (
-    ("--width-divisor", "width_divisor", int, "divide every U-Net width (1 = paper; 4 or 8 "
-     "for CPU demos)"),
-    ("--restoration-weight", "restoration_weight", float, "beta (default 10, genesis 1)"),
-    ("--scale-weight", "scale_weight", float, "alpha (default 1)"),
-    ("--adversarial-weight", "adversarial_weight", float, "weight of L_adv (default 1)"),
+    ("--width-divisor", "width_divisor", int, "divide every U-Net width: 1 = paper, 4 or 8 "
+     "for CPU runs (default: 1)"),
+    ("--restoration-weight", "restoration_weight", float, "beta (default: 10, genesis 1)"),
+    ("--scale-weight", "scale_weight", float, "alpha (default: 1)"),
+    ("--adversarial-weight", "adversarial_weight", float, "weight of L_adv (default: 1)"),
     ("--optimizer", "optimizer", str, "auto (SGD for restoration methods, Adam for "
-     "baselines), sgd or adam"),
-    ("--lr-unet", "lr_unet", float, "U-Net learning rate (SGD 1.0, Adam 1e-4)"),
-    ("--lr-scale", "lr_scale", float, "SA head learning rate (SGD 0.1)"),
+     "baselines), sgd or adam (default: auto)"),
+    ("--lr-unet", "lr_unet", float, "U-Net learning rate (default: SGD 1.0, Adam 1e-4)"),
+    ("--lr-scale", "lr_scale", float, "SA head learning rate (default: SGD 0.1)"),
     ("--lr-adversarial", "lr_adversarial", float, "MIAL discriminator learning rate "
-     "(SGD 0.001)"),
-    ("--lr-head", "lr_head", float, "baseline head learning rate (Adam 1e-4)"),
-    ("--momentum", "momentum", float, "SGD momentum (0.9)"),
-    ("--val-fraction", "val_fraction", float, "share of cases held out for validation (0.2)"),
+     "(default: SGD 0.001)"),
+    ("--lr-head", "lr_head", float, "baseline head learning rate (default: Adam 1e-4)"),
+    ("--momentum", "momentum", float, "SGD momentum (default: 0.9)"),
+    ("--val-fraction", "val_fraction", float, "share of cases held out for validation (default: 0.2)"),
     ("--name", "name", str, "model name written into the header"),
-    ("--epochs", "epochs", int, "most epochs (100)"),
-    ("--max-steps", "max_steps", int, "stop after this many optimizer steps (0: no limit)"),
-    ("--steps-per-epoch", "steps_per_epoch", int, "cap on batches per epoch (0: all)"),
-    ("--batch-size", "batch_size", int, "cubes per optimizer step and process (6)"),
-    ("--patience", "patience", int, "early stopping: epochs without improvement (50) of the "
+    ("--epochs", "epochs", int, "most epochs (default: 100)"),
+    ("--max-steps", "max_steps", int, "stop after this many optimizer steps (default: 0, no limit)"),
+    ("--steps-per-epoch", "steps_per_epoch", int, "cap on batches per epoch (default: 0, all)"),
+    ("--batch-size", "batch_size", int, "cubes per optimizer step and process (default: 6)"),
+    ("--patience", "patience", int, "early stopping: epochs without improvement of the "
      "validation monitor, which also picks the best model and drives the plateau: the "
-     "restoration + scale terms, never the adversarial BCE (logged apart as adversarial)"),
-    ("--plateau-patience", "plateau_patience", int, "ReduceLROnPlateau patience (10)"),
-    ("--plateau-factor", "plateau_factor", float, "ReduceLROnPlateau factor (0.5)"),
+     "restoration + scale terms, never the adversarial BCE (logged apart as adversarial) "
+     "(default: 50)"),
+    ("--plateau-patience", "plateau_patience", int, "ReduceLROnPlateau patience (default: 10)"),
+    ("--plateau-factor", "plateau_factor", float, "ReduceLROnPlateau factor (default: 0.5)"),
     ("--checkpoint-every", "checkpoint_every", int, "also checkpoint every N steps (0: only "
      "at epoch ends)"),
-    ("--seed", "seed", int, "random seed (0)"),
-    ("--device", "device", str, "auto, cpu, cuda or cuda:N"),
-    ("--amp", "amp", str, "bf16 autocast: auto (CUDA only), bf16 or off"),
-    ("--num-workers", "num_workers", int, "DataLoader worker processes (0)"),
+    ("--seed", "seed", int, "random seed (default: 0)"),
+    ("--amp", "amp", str, "bf16 autocast: auto (CUDA only), bf16 or off (default: auto)"),
+    ("--num-workers", "num_workers", int, "DataLoader worker processes (default: 0)"),
 )
 _FLAGS = (("--channels-last", "channels_last", "channels_last_3d memory format (default: on)"),
           ("--compile", "compile", "torch.compile the objective"),
@@ -64,11 +65,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     where.add_argument("--cubes", type=Path, dest="cubes", help="cube store folder (from `sar cubes`)")
     where.add_argument("cubes_dir", type=Path, nargs="?", metavar="CUBES",
                        help="the cube store folder, given without --cubes")
-    parser.add_argument("--out", type=Path, required=True, help="output folder")
+    add_out(parser, "output folder", type=Path)
+    add_device(parser, default=None)
     parser.add_argument("--config", type=Path, help="YAML/JSON file of options")
     parser.add_argument("--resume", action="store_true",
                         help="continue from OUT/last.ckpt with the saved states")
-    parser.add_argument("--method", choices=tuple(METHODS), help="pre-training method (sar)")
+    parser.add_argument("--method", choices=tuple(METHODS), help="pre-training method (default: sar)")
     parser.add_argument("--scales", type=int, nargs="+", metavar="S",
                         help="scale classes to train on: 0 large, 1 medium, 2 small")
     parser.add_argument("--modalities", nargs="+", metavar="M",
@@ -82,7 +84,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
     """The options given on the command line, as config keys."""
-    keys = ["method", "scales", "modalities", *(o[1] for o in _OPTIONS), *(f[1] for f in _FLAGS)]
+    keys = ["method", "scales", "modalities", "device", *(o[1] for o in _OPTIONS),
+            *(f[1] for f in _FLAGS)]
     return {key: getattr(args, key) for key in keys if getattr(args, key) is not None}
 
 
@@ -97,7 +100,8 @@ def run(args: argparse.Namespace, reporter: Reporter) -> int:
     result = pretrain(config, args.cubes or args.cubes_dir, args.out, resume=args.resume, reporter=reporter)
     if os.environ.get("RANK", "0") != "0":
         return 0  # under torchrun only rank 0 reports
-    reporter.done(model=str(result.model_path), method=result.config.method,
+    reporter.done(model=str(result.model_path), out=str(args.out),
+                  wrote="model.sarmodel, metrics.csv, loss_curves.png", method=result.config.method,
                   best_val_loss=result.best_val, best_epoch=result.best_epoch,
                   epochs=result.epochs_run, global_step=result.global_step,
                   stopped_early=result.stopped_early)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from SARCore.cli.options import add_out
 from SARCore.progress import Reporter
 
 HELP = "draw a few cubes per scale of a cube store beside their corrupted versions (PNG)"
@@ -11,8 +12,8 @@ HELP = "draw a few cubes per scale of a cube store beside their corrupted versio
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("cubes", metavar="CUBES_DIR", help="cube store written by `cubes`")
-    parser.add_argument("--out", required=True, help="PNG file to write")
-    parser.add_argument("--per-scale", type=int, default=3, help="cubes per scale (default 3)")
+    add_out(parser, "PNG file to write")
+    parser.add_argument("--per-scale", type=int, default=3, help="cubes per scale")
     parser.add_argument("--seed", type=int, default=0, help="which cubes and corruptions")
 
 
@@ -20,5 +21,5 @@ def run(args: argparse.Namespace, reporter: Reporter) -> int:
     from SARCore.cubes.preview import render_preview
 
     path = render_preview(args.cubes, args.out, per_scale=args.per_scale, seed=args.seed)
-    reporter.done(out=str(path))
+    reporter.done(out=str(path), wrote="a preview PNG")
     return 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from SARCore.cli.options import add_device, add_out
 from SARCore.progress import Reporter
 
 HELP = ("segment scans (files, folders, BraTS case folders, DICOM series) with a segmentation "
@@ -15,21 +16,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="image files, folders of them, BraTS case folders (the model's "
                              "sequences pick the files) or DICOM series folders")
     parser.add_argument("--model", required=True, help="segmentation model file (.sarmodel)")
-    parser.add_argument("--out", required=True, help="output folder")
-    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"),
-                        help="auto picks CUDA when available (default auto); mps: an Apple "
-                             "GPU, only when asked for")
+    add_out(parser, "output folder")
+    add_device(parser)
     parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
                         help="bf16 autocast; auto uses it where the hardware computes bf16")
     parser.add_argument("--fast", action="store_true",
                         help="run at a coarser spacing (--fast-spacing, 2 mm) for machines "
                              "without a GPU; the label map is still on the scan's grid")
-    parser.add_argument("--fast-spacing", type=float, default=2.0, metavar="MM")
+    parser.add_argument("--fast-spacing", type=float, default=2.0, metavar="MM",
+                        help="spacing of --fast in mm")
     parser.add_argument("--window", nargs=3, type=int, metavar=("X", "Y", "Z"),
                         help="window size in voxels, multiples of 8 (default: the largest "
                              "that fits --memory-gb, at least the model's patch size)")
     parser.add_argument("--overlap", type=float, default=0.25,
-                        help="overlap of neighbouring windows, fraction of the side (0.25)")
+                        help="overlap of neighbouring windows, fraction of the side")
     parser.add_argument("--batch-size", type=int, metavar="N",
                         help="windows per forward pass (default: what the budget holds)")
     parser.add_argument("--memory-gb", type=float, metavar="GB",
@@ -40,9 +40,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--probabilities", action="store_true",
                         help="also write <case>_probability.nii.gz (foreground probability) "
                              "and, with --tta, <case>_disagreement.nii.gz (spread over flips)")
-    parser.add_argument("--label-format", default="nii.gz", choices=("nii.gz", "nrrd"))
+    parser.add_argument("--label-format", default="nii.gz", choices=("nii.gz", "nrrd"),
+                        help="file format of the label map")
     parser.add_argument("--overwrite", action="store_true",
-                        help="replace existing outputs (refused otherwise)")
+                        help="replace existing outputs; without it a case whose outputs came "
+                             "from the same model and input is skipped, and one whose "
+                             "outputs came from another model or input is refused")
 
 
 def run(args: argparse.Namespace, reporter: Reporter) -> int:
@@ -57,13 +60,20 @@ def run(args: argparse.Namespace, reporter: Reporter) -> int:
         probabilities=args.probabilities)
     report = segment_cases(args.inputs, args.model, args.out, options, reporter)
     lines = [f"  {o['case']}: {o['label']} ({o['seconds']} s)" for o in report.outputs]
+    lines += [f"  {k['case']}: skipped, {k['label']} is from this model and input"
+              for k in report.skipped]
     lines += [f"  {f['case']}: FAILED: {f['error']}" for f in report.failed]
-    reporter.log(f"{len(report.outputs)} segmented, {len(report.failed)} failed\n"
-                 + "\n".join(lines))
-    reporter.done(outputs=report.outputs, failed=report.failed, out=str(report.out_dir))
+    reporter.log(f"{len(report.outputs)} segmented, {len(report.skipped)} skipped (already "
+                 f"done), {len(report.failed)} failed\n" + "\n".join(lines))
+    summary = {"outputs": report.outputs, "skipped": report.skipped, "failed": report.failed,
+               "out": str(report.out_dir)}
     if report.failed:
         reporter.error(f"{len(report.failed)} case(s) failed:\n"
                        + "\n".join(f"  {f['case']}: {f['error']}" for f in report.failed),
-                       kind="DataError", file=report.failed[0]["file"])
+                       kind="DataError", file=report.failed[0]["file"], exit_code=1, **summary)
         return 1
+    wrote = (f"{len(report.outputs)} label map(s) and .seg.nrrd file(s)"
+             + (f" ({len(report.skipped)} case(s) already done, skipped)"
+                if report.skipped else ""))
+    reporter.done(wrote=wrote, **summary)
     return 0

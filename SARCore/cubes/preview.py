@@ -50,9 +50,35 @@ def render_preview(cubes_root: str | Path, out_png: str | Path, per_scale: int =
     for scale, positions in picks.items():
         items = [dataset[p] for p in positions]
         batch = torch.stack([item["cube"] for item in items])
-        corrupted, target = corruption(batch, generator=generator)
-        rows.append((scale, items, target, corrupted))
+        if hasattr(corruption, "corrupt"):  # the Models Genesis pipeline says what it did
+            result = corruption.corrupt(batch, generator=generator)
+            corrupted, target = result.corrupted, result.target
+            names = transform_names(result.record)
+        else:
+            corrupted, target = corruption(batch, generator=generator)
+            names = ["corrupted"] * len(items)
+        rows.append((scale, items, target, corrupted, names))
     return _draw(rows, dataset.case_names, per_scale, Path(out_png))
+
+
+def transform_names(record) -> list[str]:
+    """Per sample, the transforms a :class:`CorruptionRecord` says it got, in words."""
+    names = []
+    for i in range(len(record.flip_count)):
+        done = []
+        flips = int(record.flip_count[i])
+        if flips:
+            done.append(f"flip x{flips}")
+        if bool(record.shuffled[i]):
+            done.append("local shuffle")
+        if bool(record.nonlinear[i]):
+            done.append("inverted nonlinear" if bool(record.inverted[i]) else "nonlinear")
+        if bool(record.inner_painted[i]):
+            done.append("in-painting")
+        if bool(record.outer_painted[i]):
+            done.append("out-painting")
+        names.append(", ".join(done) if done else "no transform (identity)")
+    return names
 
 
 def _draw(rows: list, case_names: list[str], per_scale: int, out: Path) -> Path:
@@ -66,11 +92,11 @@ def _draw(rows: list, case_names: list[str], per_scale: int, out: Path) -> Path:
                            hspace=0.35)
     for ax in axes.flat:
         ax.set_axis_off()
-    for r, (scale, items, target, corrupted) in enumerate(rows):
+    for r, (scale, items, target, corrupted, names) in enumerate(rows):
         for c, item in enumerate(items):
             modality = MODALITY_NAMES[int(item["modality"])]
             label = f"{SCALE_NAMES[scale]} (scale {scale}), {modality}\n{case_names[item['case']]}"
-            for k, (volume, title) in enumerate(((target[c], label), (corrupted[c], "corrupted"))):
+            for k, (volume, title) in enumerate(((target[c], label), (corrupted[c], names[c]))):
                 ax = axes[r, 2 * c + k]
                 _show_slice(ax, volume)
                 # Text, not set_title: title placement measures every axis (seconds).

@@ -65,10 +65,13 @@ def prediction_runs(folder: str | Path) -> dict[str, dict[str, Path]]:
 
 
 def truth_files(folder: str | Path) -> dict[str, Path]:
-    """``{case: truth label}`` from a dataset folder, or a folder of label files."""
+    """``{case: truth label}`` from a dataset folder, a folder of label files, or one label
+    file (matched to the prediction of the case whose folder holds it, or by file name)."""
     folder = Path(folder)
+    if folder.is_file():
+        return {case_key(folder): folder, folder.parent.name: folder}
     if not folder.is_dir():
-        raise DataError("ground-truth folder not found", folder)
+        raise DataError("ground truth not found (give a label file or a folder)", folder)
     try:
         found = {c.case_id: c.label for c in discover_cases([folder]) if c.label is not None}
     except DataError:

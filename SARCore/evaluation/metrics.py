@@ -32,25 +32,51 @@ BUCKETS = ("S", "M", "L")
 
 @dataclass(frozen=True)
 class LabelGroup:
-    """A named set of label values scored as one mask (``whole=1,2,3,4`` is BraTS' WT)."""
+    """A named set of label values scored as one mask (``whole=1,2,3,4`` is BraTS' WT),
+    or a class rule as ``finetune --labels`` writes it (``tumor:>0``)."""
 
     name: str
     values: tuple[int, ...]
+    rule: str | None = None
 
     @classmethod
     def parse(cls, text: str | int) -> LabelGroup:
-        """``"2"`` -> ``2: (2,)``; ``"tumor=1,2,4"`` -> ``tumor: (1, 2, 4)``."""
+        """``"2"`` -> ``2: (2,)``; ``"tumor=1,2,4"`` -> ``tumor: (1, 2, 4)``;
+        ``"tumor:>0"`` -> ``tumor`` with the rule ``>0`` (see SARCore.finetune.labels)."""
+        if ":" in str(text):
+            return parse_rules(str(text))[0]
         name, _, values = str(text).partition("=")
         try:
             numbers = tuple(int(v) for v in (values or name).split(","))
         except ValueError as exc:
-            raise ConfigError(f"label must look like 2 or name=1,2,4, not {text!r}") from exc
+            raise ConfigError(f"label must look like tumor:>0, 2 or name=1,2,4, not "
+                              f"{text!r}") from exc
         if not numbers or any(v <= 0 for v in numbers):
             raise ConfigError(f"label values must be positive (0 is background): {text!r}")
         return cls(name.strip(), numbers)
 
     def mask(self, labels: np.ndarray) -> np.ndarray:
+        if self.rule is not None:
+            from SARCore.finetune.labels import ClassSpec
+
+            return ClassSpec(self.name, 0, self.rule, (0.0, 0.0, 0.0)).select(labels)
         return np.isin(labels, self.values)
+
+
+def parse_rules(text: str) -> list[LabelGroup]:
+    """``"pancreas:1,tumor:2"`` -> two groups: the class syntax of ``finetune --labels``."""
+    from SARCore.finetune.labels import parse_classes
+
+    return [LabelGroup(c.name, (), c.rule) for c in parse_classes(text)]
+
+
+def parse_label_option(items: Sequence[str]) -> list[LabelGroup]:
+    """``evaluate --labels``: ``'tumor:>0'`` or ``'pancreas:1,tumor:2'`` (as ``finetune``),
+    or the older ``1 2`` / ``whole=1,2,4`` items."""
+    text = " ".join(items).strip()
+    if ":" in text:
+        return parse_rules(text)
+    return as_groups(text.split())
 
 
 def as_groups(labels: Iterable[LabelGroup | int | str]) -> list[LabelGroup]:

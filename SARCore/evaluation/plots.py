@@ -77,8 +77,12 @@ def plot_loss_curves(curves_by_method: Mapping[str, Sequence[str | Path]], png: 
             ax.plot(epochs, mean, style, color=color, label=label)
             if len(curves) > 1 and column == "train_loss":
                 ax.fill_between(epochs, mean - std, mean + std, color=color, alpha=0.15)
+    from matplotlib.ticker import MaxNLocator
+
     ax.set_xlabel("epoch")
-    ax.set_ylabel("Dice loss")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # whole epochs only
+    ax.set_ylabel("Dice loss (1 - soft Dice; 0 is a perfect overlap)")
+    ax.set_ylim(bottom=0.0)  # a loss on its true scale, not zoomed into a sliver
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)

@@ -40,6 +40,10 @@ def evaluate_runs(pred_dir: str | Path, truth_dir: str | Path,
     return result
 
 
+#: Fewer cases than this get no S/M/L columns unless thresholds are given.
+MIN_BUCKET_CASES = 3
+
+
 @dataclass
 class Report:
     """What :func:`write_report` computed and where it wrote it."""
@@ -65,12 +69,21 @@ def write_report(out_dir: str | Path, scores: Mapping[str, Mapping[str, Sequence
     every = [s for trials in scores.values() for run in trials.values() for s in run]
     labels = list(dict.fromkeys(s.label for s in every))
     size_label = size_label or ("whole" if "whole" in labels else labels[0])
-    buckets, thresholds = assign_buckets(every, size_label, thresholds)
+    cases = {s.case for s in every if s.label == size_label}
+    if thresholds is None and len(cases) < MIN_BUCKET_CASES:
+        buckets, thresholds = {}, None  # terciles of 1 or 2 cases are not sizes
+    else:
+        buckets, thresholds = assign_buckets(every, size_label, thresholds)
     dice = summarize(scores, buckets, "dice", size_label, thresholds)
     hd95 = summarize(scores, buckets, "hd95", size_label, thresholds)
     texts = {"scores.csv": scores_csv(scores, buckets),
              "table2.md": table2_markdown(dice), "table2.csv": table2_csv(dice),
              "table2_hd95.md": table2_markdown(hd95), "table2_hd95.csv": table2_csv(hd95)}
+    if not buckets:
+        note = (f"Size buckets S/M/L: n/a ({len(cases)} case(s); terciles need at least "
+                f"{MIN_BUCKET_CASES}, or give --size-thresholds).\n")
+        texts["table2.md"] += note
+        texts["table2_hd95.md"] += note
     if len(scores) > 1:
         reference = reference or next(iter(scores))
         tests = ttest_rows(dice, reference, welch)

@@ -200,6 +200,7 @@ def load_volumes(cases: Sequence[LabeledCase], preset: Preset, classes: Sequence
     reporter = reporter or NullReporter()
     folder = Path(folder)
     volumes = {}
+    reporter.progress(0, len(cases), "", stage="load labeled cases")  # the bar starts at 0 %
     for step, case in enumerate(cases, start=1):
         files = _cached_files(folder, case)
         if not all(f.is_file() for f in files):

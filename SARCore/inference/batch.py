@@ -2,14 +2,18 @@
 
 Per case: ``<out>/<case_id>_label.nii.gz`` (or ``_label.nrrd``) with exactly the input
 scan's geometry, and ``<out>/<case_id>.seg.nrrd`` (named, colored segments for 3D
-Slicer). Existing outputs are refused (the case fails, naming the file) unless
-``overwrite`` is set. Both files are written atomically; if the second cannot be written
-the first is removed, so a case has both outputs or neither. A run killed between the two
-leaves one: a rerun then redoes that case instead of refusing it.
+Slicer), and ``<out>/<case_id>.sar.json``, the sha256 of the model file and of every
+input file. A case whose outputs exist is skipped when that record matches the model and
+input given now (rerunning a batch finishes what is missing), and refused (the case
+fails, naming the file) when they came from another model or input, unless ``overwrite``
+is set. All files are written atomically; if the second cannot be written the first is
+removed, so a case has both outputs or neither; a run killed
+between the two leaves one, and a rerun then redoes that case instead of refusing it.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Sequence
@@ -17,16 +21,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import SimpleITK as sitk
 import torch
 
-from SARCore.atomic import remove_stale_temporaries
+from SARCore.atomic import remove_stale_temporaries, write_json_atomic
 from SARCore.errors import DataError, SARError
-from SARCore.inference.cases import InferenceCase, gather_cases
+from SARCore.inference.cases import InferenceCase, gather_cases, input_warnings
 from SARCore.inference.model import load_segmentation_model
 from SARCore.inference.seg_nrrd import write_seg_nrrd
 from SARCore.inference.segment import Progress, Segmenter, SegmentOptions
 from SARCore.inference.uncertainty import segment_with_confidence
-from SARCore.io.readers import read_image
+from SARCore.io.checksum import sha256_file, sha256_files
+from SARCore.io.readers import read_image, source_files
 from SARCore.io.writers import check_storable, write_image
 from SARCore.progress import NullReporter, Reporter
 from SARCore.training.device import unsupported_on_device
@@ -44,6 +50,8 @@ class SegmentReport:
     out_dir: Path
     outputs: list[dict[str, Any]] = field(default_factory=list)  # case, label, segmentation
     failed: list[dict[str, Any]] = field(default_factory=list)  # case, error, file
+    skipped: list[dict[str, Any]] = field(default_factory=list)  # case, label, segmentation
+    empty: list[str] = field(default_factory=list)  # cases with no foreground voxel
 
     @property
     def ok(self) -> bool:
@@ -58,6 +66,18 @@ def output_paths(out_dir: str | Path, case_id: str, label_format: str = "nii.gz"
     return out / f"{safe}_label.{label_format}", out / f"{safe}.seg.nrrd"
 
 
+def record_path(label_path: Path) -> Path:
+    """``<out>/<case_id>.sar.json`` beside ``<out>/<case_id>_label.<format>``."""
+    stem = label_path.name.split("_label.")[0]
+    return label_path.with_name(f"{stem}.sar.json")
+
+
+def provenance(case: InferenceCase, model_sha256: str) -> dict[str, Any]:
+    """What made a case's outputs: the model file's and each input's sha256."""
+    return {"model_sha256": model_sha256,
+            "inputs_sha256": [sha256_files(source_files(s)) for s in case.sources]}
+
+
 def segment_cases(inputs: Sequence[str | Path], model_path: str | Path, out_dir: str | Path,
                   options: SegmentOptions | None = None, reporter: Reporter | None = None
                   ) -> SegmentReport:
@@ -66,6 +86,7 @@ def segment_cases(inputs: Sequence[str | Path], model_path: str | Path, out_dir:
     reporter = reporter or NullReporter()
     segmenter = Segmenter(load_segmentation_model(model_path), options)
     cases = gather_cases(inputs, segmenter.model)
+    model_sha256 = sha256_file(model_path)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(out)
@@ -77,7 +98,9 @@ def segment_cases(inputs: Sequence[str | Path], model_path: str | Path, out_dir:
         base = index * STEPS_PER_CASE
         reporter.progress(base, total, case.case_id, stage="segment")
         progress = _window_progress(reporter, case.case_id, base, total)
-        _run_case(case, segmenter, out, options, progress, report, reporter)
+        for warning in input_warnings(case, segmenter.model):
+            reporter.log(f"warning: {warning}")
+        _run_case(case, segmenter, out, options, progress, report, reporter, model_sha256)
     reporter.progress(total, total, "done", stage="segment")
     return report
 
@@ -92,11 +115,22 @@ def _window_progress(reporter: Reporter, case_id: str, base: int, total: int) ->
 
 
 def _run_case(case: InferenceCase, segmenter: Segmenter, out: Path, options: SegmentOptions,
-              progress: Progress, report: SegmentReport, reporter: Reporter) -> None:
+              progress: Progress, report: SegmentReport, reporter: Reporter,
+              model_sha256: str) -> None:
     start = time.monotonic()
     try:
+        if case.problem:
+            raise DataError(case.problem)
+        made_by = provenance(case, model_sha256)
+        label_path, seg_path = output_paths(out, case.case_id, options.label_format)
+        if not options.overwrite and _already_done(label_path, seg_path, made_by):
+            reporter.log(f"{case.case_id}: skipped, {label_path.name} and {seg_path.name} "
+                         "came from this model and input (--overwrite redoes it)")
+            report.skipped.append({"case": case.case_id, "label": str(label_path),
+                                   "segmentation": str(seg_path)})
+            return
         try:
-            label_path, seg_path = _write_case(case, segmenter, out, options, progress)
+            empty = _write_case(case, segmenter, out, options, progress, made_by)
         except (NotImplementedError, RuntimeError) as exc:  # e.g. an operator MPS lacks
             clear = unsupported_on_device(exc, segmenter.device)
             if clear is None:
@@ -113,28 +147,41 @@ def _run_case(case: InferenceCase, segmenter: Segmenter, out: Path, options: Seg
     reporter.log(f"{case.case_id}: {label_path.name}, {seg_path.name} ({seconds} s)")
     extra = {kind: str(path) for kind, path in confidence_paths(out, case.case_id, options).items()
              } if options.probabilities else {}
+    if empty:
+        reporter.log(f"warning: {empty_warning(case, segmenter.model)}")
+        report.empty.append(case.case_id)
     report.outputs.append({"case": case.case_id, "label": str(label_path),
                            "segmentation": str(seg_path), "seconds": seconds, **extra})
 
 
+def _already_done(label_path: Path, seg_path: Path, made_by: dict[str, Any]) -> bool:
+    """True when both outputs exist and their record names this model and input;
+    raises when an output exists that came from something else (or has no record)."""
+    existing = [p for p in (label_path, seg_path) if p.exists()]
+    if not existing:
+        return False
+    record = record_path(label_path)
+    try:
+        recorded = json.loads(record.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        recorded = None
+    if recorded == made_by and len(existing) == 2:
+        return True
+    if recorded is None and len(existing) == 1:  # a run killed between the two files
+        log.info("%s exists alone (an earlier run was stopped); redoing the case",
+                 existing[0].name)
+        return False
+    why = ("came from another model or input" if recorded is not None
+           else f"has no record of its model and input ({record.name})")
+    raise DataError(f"output already exists and {why}", existing[0],
+                    "pass --overwrite to replace it, or choose another --out")
+
+
 def _write_case(case: InferenceCase, segmenter: Segmenter, out: Path, options: SegmentOptions,
-                progress: Progress) -> tuple[Path, Path]:
-    if case.problem:
-        raise DataError(case.problem)
+                progress: Progress, made_by: dict[str, Any]) -> bool:
+    """Segments and writes one case; True when the label map has no foreground."""
     label_path, seg_path = output_paths(out, case.case_id, options.label_format)
-    existing = [path for path in (label_path, seg_path) if path.exists()]
-    if not options.overwrite and len(existing) == 2:
-        raise DataError("output already exists", label_path,
-                        "pass --overwrite to replace it, or choose another --out")
-    if len(existing) == 1:  # a run killed between the two files: the case is redone whole
-        log.info("%s: only %s exists (an earlier run was stopped); redoing the case",
-                 case.case_id, existing[0].name)
     confidence = confidence_paths(out, case.case_id, options) if options.probabilities else {}
-    if not options.overwrite and len(existing) == 2:
-        for path in confidence.values():
-            if path.exists():
-                raise DataError("output already exists", path,
-                                "pass --overwrite to replace it, or choose another --out")
     images = [read_image(source) for source in case.sources]
     try:
         check_storable(images[0], label_path)  # before the work, not after it
@@ -148,6 +195,7 @@ def _write_case(case: InferenceCase, segmenter: Segmenter, out: Path, options: S
             labels = segmenter.segment(images, progress)
     except DataError as exc:  # the pure steps know no file names: add the case's
         raise DataError(exc.problem, exc.path or case.source, exc.hint) from exc
+    record_path(label_path).unlink(missing_ok=True)
     for kind, path in confidence.items():  # before the label map: a case's label map
         write_image(getattr(result, kind), path)  # means its maps are there too
     write_image(labels, label_path)
@@ -156,7 +204,19 @@ def _write_case(case: InferenceCase, segmenter: Segmenter, out: Path, options: S
     except BaseException:
         label_path.unlink(missing_ok=True)
         raise
-    return label_path, seg_path
+    write_json_atomic(record_path(label_path), made_by)
+    return not bool(sitk.GetArrayViewFromImage(labels).any())
+
+
+def empty_warning(case: InferenceCase, model: Any) -> str:
+    """Why a label map can come out all empty, said where it happens."""
+    wanted = "/".join(model.sequences) or "its training scans"
+    modalities = "/".join(model.modalities) or "its training modality"
+    return (f"{case.case_id}: the segmentation is empty (the model marked no voxel as a "
+            f"class). Either the scan has no tumor, or the model cannot see one: it was "
+            f"trained too briefly (a short fine-tuning from a short pre-training keeps a "
+            f"restoration head that marks nothing; fine-tune longer or with --fresh-head), "
+            f"or the input is not the {wanted} {modalities} scan it was trained on")
 
 
 def memory_advice(segmenter: Segmenter) -> str:

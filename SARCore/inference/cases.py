@@ -98,3 +98,60 @@ def _check_modality(case: InferenceCase, model: SegmentationModel) -> InferenceC
             f"{', '.join(model.modalities)} ({model.path.name}); use a model for "
             f"{case.modality}"))
     return case
+
+
+#: Header fields that say what a scan is: DICOM modality and series description (NRRD
+#: and NIfTI headers carry the same keys when a converter kept them).
+_MODALITY_KEY, _DESCRIPTION_KEYS = "0008|0060", ("0008|103e", "0008|1030", "descrip")
+
+
+def input_warnings(case: InferenceCase, model: SegmentationModel) -> list[str]:
+    """Warnings for an input that is not what the model was trained on: another sequence
+    (by file or folder name, or the header's series description) or another modality
+    (the DICOM/NRRD header's modality). Nothing is refused: names can be wrong."""
+    if case.problem or not case.sources:
+        return []
+    warnings = []
+    for wanted, source in zip(model.sequences or ("",) * len(case.sources), case.sources):
+        first = source if isinstance(source, Path) else source[0]
+        fields = _header_fields(first)
+        said = _sequence_said(first, fields)
+        if wanted and said and said != wanted:
+            warnings.append(f"{first}: this looks like a {said} scan but the model "
+                            f"({model.path.name}) was trained on {wanted}; give the {wanted} "
+                            "scan (in BraTS 2023 names FLAIR is t2f)")
+        modality = _modality_said(fields)
+        if model.modalities and modality and modality not in model.modalities:
+            warnings.append(f"{first}: the file's header says {modality} but the model "
+                            f"({model.path.name}) was trained on "
+                            f"{', '.join(model.modalities)}")
+    return warnings
+
+
+def _header_fields(path: Path) -> dict[str, str]:
+    import SimpleITK as sitk
+
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(path))
+    try:
+        reader.ReadImageInformation()
+    except RuntimeError:
+        return {}  # an unreadable file fails later with its own message
+    return {key: reader.GetMetaData(key) for key in reader.GetMetaDataKeys()}
+
+
+def _sequence_said(path: Path, fields: dict[str, str]) -> str | None:
+    from SARCore.io.discovery import SEQUENCE_TOKENS, name_tokens
+
+    words = [name_tokens(path), name_tokens(Path(path.parent.name + ".nii"))]
+    words += [name_tokens(Path(fields[k] + ".nii")) for k in _DESCRIPTION_KEYS if k in fields]
+    for tokens in words:
+        found = {name for name, names in SEQUENCE_TOKENS.items() if set(tokens) & names}
+        if len(found) == 1:
+            return found.pop()
+    return None
+
+
+def _modality_said(fields: dict[str, str]) -> str | None:
+    value = fields.get(_MODALITY_KEY, fields.get("modality", "")).strip().upper()
+    return {"CT": "CT", "MR": "MRI", "MRI": "MRI"}.get(value)

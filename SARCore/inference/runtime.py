@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import itertools
 import logging
+import re
 
 import torch
 from torch import nn
@@ -30,8 +31,10 @@ PRECISIONS = ("auto", "fp32", "bf16")
 
 
 def pick_device(name: str = "auto") -> torch.device:
-    """``auto`` -> CUDA when available, else CPU; asking for CUDA without one is an error."""
-    check_choice("device", name, DEVICES)
+    """``auto`` -> CUDA when available, else CPU; asking for CUDA without one is an error.
+    ``cuda:N`` as in every other verb (``SARCore.cli.options``)."""
+    if not re.fullmatch(r"cuda:\d+", str(name)):
+        check_choice("device", name, DEVICES)
     return resolve_device(name)
 
 

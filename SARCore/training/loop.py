@@ -253,6 +253,9 @@ class _Run:
         self.sampler.set_epoch(self.epoch)
         self.sampler.set_start(self.batch_in_epoch * self.config.batch_size)
         self.objective.train()
+        if self.global_step == 0:  # the bar starts at 0 %, before the first (slow) step
+            self.reporter.progress(0, self.total_steps, f"epoch 1/{self.config.epochs}",
+                                   stage=self.stage)
         for batch in self._loader(self.train_set, self.sampler):
             if self.batch_in_epoch >= self.batches_per_epoch:
                 break
@@ -334,11 +337,16 @@ class _Run:
         meter = MeanMeter(self.device)
         sampler = ShardSampler(len(self.val_set), self.info.world_size,  # type: ignore[arg-type]
                                self.info.rank)
-        for batch in self._loader(self.val_set, sampler, drop_last=False):
+        batches = math.ceil(len(sampler) / self.config.batch_size)
+        stage = f"{self.stage} validation"
+        self.reporter.progress(0, batches, f"epoch {self.epoch + 1}", stage=stage)
+        loader = self._loader(self.val_set, sampler, drop_last=False)
+        for number, batch in enumerate(loader, start=1):
             batch = _to_device(batch, self.device, self.config.channels_last)
             with self.autocast:
                 terms = self.objective(batch, generator)
             meter.add(terms, next(v for v in batch.values() if isinstance(v, torch.Tensor)).shape[0])
+            self.reporter.progress(number, batches, f"epoch {self.epoch + 1}", stage=stage)
         return meter.means(self.info)
 
     def end_epoch(self, seconds: float) -> bool:

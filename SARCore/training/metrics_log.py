@@ -44,12 +44,17 @@ def loss_terms(history: Sequence[dict[str, Any]]) -> list[str]:
     return terms
 
 
+#: Panel titles that need a word of explanation.
+_TERM_TITLES = {"loss": "loss (total: the weighted sum of the terms shown beside it)"}
+
+
 def plot_loss_curves(path: str | Path, history: Sequence[dict[str, Any]], title: str = "") -> None:
     """One panel per term, train and validation against epoch."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     terms = loss_terms(history) or ["loss"]
     cols = min(3, len(terms))
@@ -62,8 +67,9 @@ def plot_loss_curves(path: str | Path, history: Sequence[dict[str, Any]], title:
                       if isinstance(row.get(prefix + term), (int, float))]
             if points:
                 ax.plot(*zip(*points), style, marker=".", label=prefix.rstrip("_"))
-        ax.set_title(term)
+        ax.set_title(_TERM_TITLES.get(term, term))
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # whole epochs only
         ax.legend(fontsize=8)
     for ax in list(axes.flat)[len(terms):]:
         ax.axis("off")

@@ -4,10 +4,16 @@ Files are segmented in chunks (one engine run per chunk, so the model loads once
 chunk and the scene never holds more than a chunk's volumes); a file that cannot be read
 or segmented is reported and the others go on. Results are written from the segmentation
 nodes, so they carry the same names, colors and terminology as in the GUI.
+
+As ``sar segment``: label maps beside their images (``<case>_label.nii.gz``,
+``*_seg*``, ...) are not segmented, and ``<name>.sar.json`` beside each result records
+the sha256 of the model and the input, so a rerun skips what the same model already made
+from the same file and refuses (unless ``overwrite``) a result made from something else.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +23,10 @@ from SARSegmentationLib.Engine import ensureEngineImportable
 from SARSegmentationLib.Logic import SARLogic
 
 ensureEngineImportable()
+from SARCore.atomic import write_json_atomic  # noqa: E402
 from SARCore.errors import DataError, SARError  # noqa: E402
+from SARCore.io.checksum import sha256_file  # noqa: E402
+from SARCore.io.discovery import LABEL_TOKENS, SKIP_NAMES, name_tokens  # noqa: E402
 
 log = logging.getLogger(__name__)
 CHUNK = 8
@@ -27,39 +36,78 @@ CHUNK = 8
 class BatchReport:
     written: dict[Path, Path] = field(default_factory=dict)  # input -> .seg.nrrd
     failed: dict[Path, str] = field(default_factory=dict)  # input -> why
+    skipped: dict[Path, Path] = field(default_factory=dict)  # input -> existing .seg.nrrd
 
     @property
     def exitCode(self) -> int:
         """0 when every file was segmented, 1 when any failed, 2 when there was none."""
-        if not self.written and not self.failed:
+        if not self.written and not self.failed and not self.skipped:
             return 2
         return 1 if self.failed else 0
 
 
 def volumeFiles(folder: Path) -> list[Path]:
-    return sorted(p for p in Path(folder).iterdir() if MrmlIO.isVolumeFile(p))
+    """The scans of ``folder``: volume files that are not label maps or brain masks."""
+    return sorted(p for p in Path(folder).iterdir() if MrmlIO.isVolumeFile(p)
+                  and not set(name_tokens(p)) & LABEL_TOKENS
+                  and not any(skip in p.name.lower() for skip in SKIP_NAMES))
+
+
+def _record(target: Path) -> Path:
+    return target.with_name(target.name[:-len(".seg.nrrd")] + ".sar.json")
+
+
+def _alreadyDone(path: Path, target: Path, madeBy: dict) -> bool:
+    """True when ``target`` came from this model and input; raises when from another."""
+    if not target.exists():
+        return False
+    try:
+        recorded = json.loads(_record(target).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        recorded = None
+    if recorded == madeBy:
+        return True
+    why = "came from another model or input" if recorded is not None else \
+        f"has no record of its model and input ({_record(target).name})"
+    raise DataError(f"output already exists and {why}", target,
+                    "pass --overwrite to replace it, or choose another --out")
 
 
 def segmentFolder(inputDir: str | Path, modelPath: str | Path, outputDir: str | Path,
                   device: str = "auto", fast: bool = False, scene=None,
-                  python: str | None = None, chunk: int = CHUNK) -> BatchReport:
+                  python: str | None = None, chunk: int = CHUNK,
+                  overwrite: bool = False) -> BatchReport:
     """Segment each volume file of ``inputDir`` to ``outputDir/<name>.seg.nrrd``."""
     inputDir, outputDir = Path(inputDir), Path(outputDir)
     if not inputDir.is_dir():
         raise DataError("input folder not found", inputDir)
     report = BatchReport()
     logic = SARLogic(scene, python)
-    files = volumeFiles(inputDir)
-    for start in range(0, len(files), chunk):
-        outcomes = logic.processFiles(files[start:start + chunk], modelPath, device, fast)
-        for outcome in outcomes:
+    modelSha = sha256_file(modelPath)
+    todo = []
+    for path in volumeFiles(inputDir):
+        target = outputDir / f"{MrmlIO.fileStem(path)}.seg.nrrd"
+        madeBy = {"model_sha256": modelSha, "input_sha256": sha256_file(path)}
+        try:
+            if not overwrite and _alreadyDone(path, target, madeBy):
+                report.skipped[path] = target
+                continue
+        except SARError as exc:
+            report.failed[path] = str(exc)
+            continue
+        todo.append((path, target, madeBy))
+    for start in range(0, len(todo), chunk):
+        part = todo[start:start + chunk]
+        outcomes = logic.processFiles([p for p, _, _ in part], modelPath, device, fast)
+        for (_, target, madeBy), outcome in zip(part, outcomes):
             if outcome.segmentation is None:
                 report.failed[outcome.path] = outcome.error
                 log.error("%s: %s", outcome.path, outcome.error)
                 continue
-            target = outputDir / f"{MrmlIO.fileStem(outcome.path)}.seg.nrrd"
             try:
+                _record(target).unlink(missing_ok=True)
                 report.written[outcome.path] = MrmlIO.saveNode(outcome.segmentation, target)
+                write_json_atomic(_record(target), madeBy)
             except SARError as exc:  # one unwritable file must not stop the rest
                 report.failed[outcome.path] = str(exc)
         for outcome in outcomes:  # keep memory bounded: drop the chunk's nodes

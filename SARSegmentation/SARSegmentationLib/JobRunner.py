@@ -190,8 +190,10 @@ class ProcessRunner:
         if status is not JobStatus.SUCCEEDED:
             self._removeTemporaries()
         self.status = status
-        self.result = JobResult(status, code, message, dict(self._done or {}), self._error,
-                                list(self._stderrTail))
+        # A batch that ends in an error event carries its summary there (outputs, failed;
+        # docs/progress-protocol.md), so the finished cases are still imported.
+        self.result = JobResult(status, code, message, dict(self._done or self._error or {}),
+                                self._error, list(self._stderrTail))
 
     def _removeTemporaries(self) -> None:
         """Drop ``.tmp-*`` files a killed writer may have left in the output folders."""

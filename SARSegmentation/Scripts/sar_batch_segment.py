@@ -1,7 +1,7 @@
 """Segment every volume in a folder with a SAR model and write ``.seg.nrrd`` files.
 
     Slicer --no-splash --no-main-window --python-script sar_batch_segment.py \
-        --input DIR --model FILE.sarmodel --output DIR [--device auto|cpu|cuda|mps] [--fast]
+        --input DIR --model FILE.sarmodel --out DIR [--device auto|cpu|cuda|mps] [--fast]
 
 It also runs in plain Python with PyPI ``slicer-core`` installed. Exit code: 0 all files
 segmented, 1 some failed (each is listed), 2 bad usage or no volume in the folder, 3 an
@@ -25,9 +25,14 @@ def parseArguments(argv: list[str]) -> argparse.Namespace:
         "\n")[0])
     parser.add_argument("--input", required=True, type=Path, help="folder of volume files")
     parser.add_argument("--model", required=True, type=Path, help="a .sarmodel file")
-    parser.add_argument("--output", required=True, type=Path, help="folder for .seg.nrrd")
+    parser.add_argument("--out", "--output", dest="output", required=True, type=Path,
+                        help="folder for .seg.nrrd (--output: the former name)")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
     parser.add_argument("--fast", action="store_true", help="faster, slightly coarser")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="redo every file; without it a file whose .seg.nrrd came from "
+                             "the same model and input is skipped, and one from another "
+                             "model or input is refused")
     return parser.parse_args(argv)
 
 
@@ -42,17 +47,20 @@ def main(argv: list[str]) -> int:
 
     try:
         report = segmentFolder(args.input, args.model, args.output, args.device, args.fast,
-                               scene=currentScene())
+                               scene=currentScene(), overwrite=args.overwrite)
     except SARError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     for source, target in report.written.items():
         print(f"ok      {source} -> {target}")
+    for source, target in report.skipped.items():
+        print(f"skipped {source}: {target} came from this model and file")
     for source, why in report.failed.items():
         print(f"FAILED  {source}: {why}", file=sys.stderr)
     if report.exitCode == 2:
         print(f"no volume files found in {args.input}", file=sys.stderr)
-    print(f"{len(report.written)} segmented, {len(report.failed)} failed")
+    print(f"{len(report.written)} segmented, {len(report.skipped)} skipped (already done), "
+          f"{len(report.failed)} failed")
     return report.exitCode
 
 
