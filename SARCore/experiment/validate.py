@@ -32,13 +32,14 @@ def validate_experiment(config: Any) -> None:
         raise ConfigError(f"pretraining.spacing must be 3 positive numbers (mm), not "
                           f"{list(spacing)!r}")
     if config.pretraining.methods:
-        with _section("pretraining.cubes"):
-            CubeConfig.from_dict({"seed": config.seed, **dict(config.pretraining.cubes)})
-        with _section("pretraining.options"):
-            for method in config.pretraining.methods:
-                config_from_mapping({"seed": config.seed, "device": config.device,
-                                     **dict(config.pretraining.options)}, "pretraining.options",
-                                    {"method": method})
+        for name in config.pretraining.methods:  # methods and named variants alike
+            method, options, cubes = config.pretraining.run_options(name)
+            with _section("pretraining.cubes"):
+                CubeConfig.from_dict({"seed": config.seed, **dict(config.pretraining.cubes),
+                                      **cubes})
+            with _section("pretraining.options"):
+                config_from_mapping({"seed": config.seed, "device": config.device, **options},
+                                    "pretraining.options", {"method": method})
     with _section("segmentation"):
         from_mapping(SegmentOptions, {"device": config.device, **dict(config.segmentation)},
                      "segmentation")
