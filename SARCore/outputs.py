@@ -50,13 +50,19 @@ def _holder(lock: Path) -> tuple[int, str] | None:
 
 
 def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs; a killed process its parent has not reaped yet (a zombie,
+    e.g. a torchrun worker just after SIGKILL) holds nothing any more."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:  # someone else's live process
         return True
-    return True
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except (OSError, IndexError):
+        return True  # no /proc (macOS): the signal test is all there is
+    return state not in ("Z", "X")
 
 
 def _take(lock: Path, me: str) -> bool:

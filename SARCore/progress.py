@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 class Reporter(Protocol):
     def progress(self, step: int, total: int, message: str = "", **extra: Any) -> None: ...
 
-    def log(self, message: str) -> None: ...
+    def log(self, message: str, **extra: Any) -> None: ...
 
     def done(self, **summary: Any) -> None: ...
 
@@ -44,7 +44,7 @@ class NullReporter:
     def progress(self, step: int, total: int, message: str = "", **extra: Any) -> None:
         pass
 
-    def log(self, message: str) -> None:
+    def log(self, message: str, **extra: Any) -> None:
         log.info(message)
 
     def done(self, **summary: Any) -> None:
@@ -99,8 +99,8 @@ class JsonReporter:
         record.update(extra)
         self._emit(record)
 
-    def log(self, message: str) -> None:
-        self._emit({"event": "log", "message": message})
+    def log(self, message: str, **extra: Any) -> None:
+        self._emit({"event": "log", "message": message, **extra})
 
     def done(self, **summary: Any) -> None:
         self._emit({"event": "done", **summary})
@@ -150,7 +150,7 @@ class BarReporter:
             self._bar.close()
             self._bar = None
 
-    def log(self, message: str) -> None:
+    def log(self, message: str, **extra: Any) -> None:
         if self._bar is not None:
             self._bar.write(message, file=self.stream)
         else:

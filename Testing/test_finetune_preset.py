@@ -26,10 +26,12 @@ def test_brats_folders_get_the_brats_zscore_over_a_pretrained_minmax_header(
 
 def test_msd_pancreas_gets_the_pancreas_window(data_dir: Path, tmp_path: Path) -> None:
     ct = data_dir / "ct" / "totalsegmentator_example"
+    for name in ("example_ct_sm.nii.gz", "example_seg_for_ct_sm.nii.gz"):  # inside the folder
+        (tmp_path / name).symlink_to(ct / name)
     (tmp_path / "dataset.json").write_text(json.dumps({
         "name": "Pancreas", "modality": {"0": "CT"},
-        "training": [{"image": str(ct / "example_ct_sm.nii.gz"),
-                      "label": str(ct / "example_seg_for_ct_sm.nii.gz")}] * 2}))
+        "training": [{"image": "example_ct_sm.nii.gz",
+                      "label": "example_seg_for_ct_sm.nii.gz"}] * 2}))
     plan = plan_run(FinetuneConfig(data=str(tmp_path), labels="pancreas:7", test_ratio=0.5,
                                    val_ratio=0.0))
     assert plan.preset.name == LAYOUT_PRESETS["msd-pancreas"] == "pancreas"

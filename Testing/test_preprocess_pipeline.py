@@ -138,10 +138,12 @@ def test_cli_json_progress_and_exit_code(ct_small, tmp_path):
     assert result.returncode == 1, result.stderr
     events = [json.loads(line) for line in result.stdout.splitlines()]
     kinds = [e["event"] for e in events]
-    assert kinds.count("progress") == 3 and kinds[-2:] == ["done", "error"]
-    done, error = events[-2], events[-1]
-    assert done["done"] == 1 and done["failed"][0]["case"] == "cut"
-    assert error["file"] == str(cut) and "truncated" in error["message"]
+    assert "done" not in kinds and kinds[-1] == "error" and kinds.count("error") == 1
+    (bad,) = [e for e in events if e["event"] == "log" and e.get("level") == "error"]
+    assert bad["case"] == "cut" and bad["file"] == str(cut) and "truncated" in bad["message"]
+    error = events[-1]  # the batch's one last line carries the summary
+    assert error["done"] == 1 and error["failed"][0]["case"] == "cut"
+    assert error["exit_code"] == 1 and "truncated" in error["message"]
     assert (out / "example_ct_sm.nii.gz").is_file()
 
 

@@ -41,7 +41,8 @@ def test_two_gloo_ranks_match_one_process(small_real_cubes_dir, tmp_path, capsys
                           timeout=400)
     assert done.returncode == 0, done.stderr[-3000:]
     events = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
-    assert [e["step"] for e in events if e["event"] == "progress"] == [1, 2, 3]  # rank 0 only
+    assert [e["step"] for e in events  # rank 0 only, from 0 %
+            if e["event"] == "progress" and e.get("stage") == "pretrain"] == [0, 1, 2, 3]
     assert sum(e["event"] == "done" for e in events) == 1
 
     digests = [json.loads((ddp_out / "rank_digests" / f"rank{r}.json").read_text())
@@ -62,10 +63,12 @@ def test_two_gloo_ranks_match_one_process(small_real_cubes_dir, tmp_path, capsys
             continue
         # Batch-norm statistics are re-estimated through the trained layers before
         # validation (full batch statistics, not 0.1 of them), so the weights' float
-        # rounding differences reach them a little amplified.
+        # rounding differences reach them a little amplified (seen: 1.3e-3 on one channel
+        # of a near-zero mean, with every weight within 2e-4).
         stats = name.endswith(("running_mean", "running_var"))
         torch.testing.assert_close(ddp_state["model"][name], tensor, rtol=5e-3 if stats else 1e-3,
-                                   atol=1e-3 if stats else 2e-4, msg=name)
+                                   atol=2e-3 if stats else 2e-4,
+                                   msg=lambda text, name=name: f"{name}: {text}")
     ddp_rows, single_rows = (read_metrics_csv(p / "metrics.csv") for p in (ddp_out, single_out))
     assert ddp_rows[-1]["train_loss"] == pytest.approx(single_rows[-1]["train_loss"], rel=1e-3)
     # Validation runs through those re-estimated statistics: a little more slack.

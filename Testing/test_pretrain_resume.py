@@ -40,7 +40,8 @@ def run_until_killed(args: list[str], step: int, timeout: float = 240.0) -> list
     try:
         for line in process.stdout:
             events.append(json.loads(line))
-            if events[-1].get("event") == "progress" and events[-1]["step"] >= step:
+            if (events[-1].get("event") == "progress" and events[-1].get("stage") == "pretrain"
+                    and events[-1]["step"] >= step):  # training steps, not validation's
                 process.send_signal(signal.SIGKILL)
                 break
             if time.monotonic() > deadline:
@@ -74,13 +75,14 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(small_real_cubes_dir, 
                                                           capsys):
     killed = tmp_path / "killed"
     events = run_until_killed(pretrain_args(small_real_cubes_dir, killed), KILL_AFTER_STEP)
-    assert [e["step"] for e in events if e["event"] == "progress"][-1] >= KILL_AFTER_STEP
+    assert [e["step"] for e in events
+            if e["event"] == "progress" and e.get("stage") == "pretrain"][-1] >= KILL_AFTER_STEP
     check_files_intact(killed)
     saved = load_checkpoint(killed / "last.ckpt")
     assert saved["global_step"] == 4 and saved["batch_in_epoch"] == 1  # mid-epoch 2
 
     resumed = run_in_process(pretrain_args(small_real_cubes_dir, killed) + ["--resume"], capsys)
-    steps = [e["step"] for e in resumed if e["event"] == "progress"]
+    steps = [e["step"] for e in resumed if e["event"] == "progress" and e["stage"] == "pretrain"]
     assert steps[0] == saved["global_step"] + 1 and steps[-1] == 6
     check_files_intact(killed)
 

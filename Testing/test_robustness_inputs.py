@@ -208,7 +208,7 @@ def test_non_utf8_file_name_fails_alone(tmp_path: Path, data_dir: Path) -> None:
                                "--spacing", "3", "3", "3")
     assert code == 1, stderr
     assert_no_traceback(stderr)
-    case_errors = [e for e in events if e["event"] == "error" and e.get("case")]
+    case_errors = [e for e in events if e["event"] == "log" and e.get("level") == "error"]
     assert len(case_errors) == 1 and "not valid UTF-8" in case_errors[0]["message"]
     assert "\\xff" in case_errors[0]["message"]
     assert (out / "a_good.nii.gz").is_file()

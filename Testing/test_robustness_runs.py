@@ -219,8 +219,8 @@ def test_half_written_case_is_completed_on_rerun(tmp_path: Path, scans: dict[str
     again = segment_cases([scans["crop"]], scans["model"], tmp_path, options)
     assert again.ok and Path(again.outputs[0]["segmentation"]).is_file()
     assert Path(again.outputs[0]["label"]).read_bytes() == label
-    refused = segment_cases([scans["crop"]], scans["model"], tmp_path, options)
-    assert "already exists" in refused.failed[0]["error"]  # a whole case is still kept
+    kept = segment_cases([scans["crop"]], scans["model"], tmp_path, options)
+    assert [s["case"] for s in kept.skipped] == ["crop"] and not kept.outputs  # a whole case
 
 
 # -- sliding-window weights on a non-cubic window ----------------------------------------

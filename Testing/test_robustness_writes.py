@@ -221,7 +221,7 @@ def test_segment_on_a_full_disk_fails_cleanly(tmp_path: Path, mri_tcga: Path) ->
                                str(out), "--device", "cpu", max_bytes=4_000)
     assert code == 1, stderr
     assert_no_traceback(stderr)
-    case_errors = [e for e in events if e["event"] == "error" and e.get("case")]
+    case_errors = [e for e in events if e["event"] == "log" and e.get("level") == "error"]
     assert len(case_errors) == 1 and case_errors[0]["kind"] == "WriteError"
     assert "file too large" in case_errors[0]["message"]
     # The label map fitted, the .seg.nrrd did not: the case keeps neither (a unit).

@@ -139,8 +139,8 @@ def _run_case(case: InferenceCase, segmenter: Segmenter, out: Path, options: Seg
     except (SARError, MemoryError, torch.OutOfMemoryError) as exc:
         error, file = _failure_text(case, exc, segmenter)
         log.warning("%s failed: %s", case.case_id, error)
-        reporter.error(f"failed: {case.case_id}: {error}", kind=type(exc).__name__, file=file,
-                       case=case.case_id)
+        reporter.log(f"failed: {case.case_id}: {error}", level="error", kind=type(exc).__name__,
+                     file=file, case=case.case_id)
         report.failed.append({"case": case.case_id, "error": error, "file": file})
         return
     seconds = round(time.monotonic() - start, 1)
@@ -165,9 +165,14 @@ def _already_done(label_path: Path, seg_path: Path, made_by: dict[str, Any]) -> 
         recorded = json.loads(record.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         recorded = None
+    outputs = recorded.pop("outputs_sha256", None) if isinstance(recorded, dict) else None
     if recorded == made_by and len(existing) == 2:
-        return True
-    if recorded is None and len(existing) == 1:  # a run killed between the two files
+        if outputs == {p.name: sha256_file(p) for p in (label_path, seg_path)}:
+            return True
+        raise DataError("output already exists and changed since it was written (its "
+                        "checksum differs from the record)", existing[0],
+                        "pass --overwrite to replace it, or choose another --out")
+    if len(existing) == 1 and recorded in (None, made_by):  # a run stopped between the files
         log.info("%s exists alone (an earlier run was stopped); redoing the case",
                  existing[0].name)
         return False
@@ -204,7 +209,8 @@ def _write_case(case: InferenceCase, segmenter: Segmenter, out: Path, options: S
     except BaseException:
         label_path.unlink(missing_ok=True)
         raise
-    write_json_atomic(record_path(label_path), made_by)
+    write_json_atomic(record_path(label_path), {
+        **made_by, "outputs_sha256": {p.name: sha256_file(p) for p in (label_path, seg_path)}})
     return not bool(sitk.GetArrayViewFromImage(labels).any())
 
 

@@ -204,8 +204,11 @@ class Segmenter:
         budget, net = self.memory_budget(), self.stream.net  # type: ignore[union-attr]
         reserve = MIN_WORK_FRACTION * budget
 
-        def fits(window: Sequence[int]) -> bool:
-            return streamed_bytes(net, window, reserve) <= budget
+        widest = self.model.net.encoder_channels[0]
+
+        def fits(window: Sequence[int]) -> bool:  # memory, and 32-bit indexing in kernels
+            return (math.prod(window) * widest <= MAX_TENSOR_ELEMENTS
+                    and streamed_bytes(net, window, reserve) <= budget)
 
         window = self.options.window or choose_window(
             shape, self.model.patch_size, self.options.overlap, fits=fits)

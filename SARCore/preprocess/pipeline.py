@@ -87,8 +87,8 @@ def preprocess_cases(cases: list[CaseSpec], out_dir: str | Path, preset: Preset,
         except (DataError, MemoryError) as exc:
             failure = _failure(case, exc)
             log.warning("%s failed: %s", case.case_id, failure.reason)
-            reporter.error(f"failed: {case.case_id}: {failure.reason}",
-                           kind=type(exc).__name__, file=failure.file, case=case.case_id)
+            reporter.log(f"failed: {case.case_id}: {failure.reason}", level="error",
+                         kind=type(exc).__name__, file=failure.file, case=case.case_id)
             _forget(manifest, out, case.case_id)
             manifest["failed"][case.case_id] = {"file": failure.file, "reason": failure.reason}
             report.failed.append(failure)
