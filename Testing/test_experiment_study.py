@@ -40,7 +40,8 @@ def _study() -> dict[str, Any]:
     return data
 
 
-def test_leave_one_out_with_seeds_pairs_and_exports(data_dir: Path, tmp_path: Path) -> None:
+def test_leave_one_out_with_seeds_pairs_and_exports(data_dir: Path, tmp_path: Path,
+                                                    headless_scene) -> None:
     path = tmp_path / "study.yaml"
     path.write_text(yaml.safe_dump(_study()), encoding="utf-8")
     out = tmp_path / "out"
@@ -64,3 +65,27 @@ def test_leave_one_out_with_seeds_pairs_and_exports(data_dir: Path, tmp_path: Pa
     assert main(["segment", str(scan), "--model", str(out / "best.sarmodel"), "--out",
                  str(tmp_path / "seg"), "--device", "cpu", "--progress", "none"]) == 0
     assert (tmp_path / "seg" / "Flair_subtrMeanDivStd.seg.nrrd").is_file()
+
+    # The Slicer module takes the same file as it is: a scan loaded as a real MRML volume
+    # node, segmented through the module's logic, gives a node whose segment carries the
+    # study model's class name and color and the engine's voxels.
+    from conftest_slicer import read_on_node
+
+    from SARSegmentationLib import MrmlIO
+    from SARSegmentationLib.Logic import SARLogic
+    from SARSegmentationLib.SegmentationLogic import segmentInfo
+
+    volume = MrmlIO.loadVolume(headless_scene, scan)
+    node = SARLogic(headless_scene).process(volume, out / "best.sarmodel", device="cpu")
+    segments = segmentInfo(node)
+    assert [s["name"] for s in segments] == ["tumor"]
+    assert all(abs(a - b) < 1e-6 for a, b in zip(segments[0]["color"],
+                                                 header["classes"][0]["color"]))
+    engine = read_on_node(tmp_path / "seg" / "Flair_subtrMeanDivStd_label.nii.gz", volume)
+    import slicer
+
+    label = headless_scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode")
+    assert slicer.vtkSlicerSegmentationsModuleLogic.ExportAllSegmentsToLabelmapNode(
+        node, label, slicer.vtkSegmentation.EXTENT_REFERENCE_GEOMETRY)
+    ours = slicer.util.arrayFromVolume(label) > 0
+    assert ours.shape == engine.shape and (ours == (engine > 0)).all()

@@ -10,6 +10,7 @@ from SARCore.finetune.splits import (
     kfold_splits,
     label_fraction_subset,
     make_splits,
+    split_seed,
     train_test_split,
     validation_split,
 )
@@ -66,7 +67,7 @@ def test_make_splits_trials_never_train_on_test_cases() -> None:
     splits = make_splits(IDS[:30], trials=5, folds=0, seed=7, test_ratio=1 / 3,
                          label_fraction=0.5, val_ratio=0.2)
     assert [s.name for s in splits] == [f"trial_{t}" for t in range(5)]
-    assert [s.seed for s in splits] == [7, 8, 9, 10, 11]
+    assert [s.seed for s in splits] == [split_seed(7, t) for t in range(5)]
     for split in splits:
         assert len(split.test) == 10
         assert len(split.train) + len(split.validation) == 10  # half of 20 training cases
@@ -82,3 +83,16 @@ def test_too_few_cases_are_refused() -> None:
         kfold_splits(["a", "b", "c"], 5, seed=0)
     with pytest.raises(ConfigError, match="repeat"):
         train_test_split(["a", "a", "b"], seed=0)
+
+
+def test_seeds_never_repeat_a_split_across_folds_and_trials() -> None:
+    """Two seeds x four folds are eight independent runs: ``seed + fold`` once gave fold 1 of
+    seed 0 and fold 0 of seed 1 the same seed, so with one training case they trained the
+    identical model and a paired test counted it twice."""
+    ids = [f"case{i}" for i in range(4)]
+    for kind in ({"folds": 4, "trials": 0}, {"folds": 0, "trials": 4}):
+        seeds = [split.seed for seed in (0, 1, 2)
+                 for split in make_splits(ids, **kind, seed=seed, test_ratio=0.25,
+                                          label_fraction=1 / 3, val_ratio=0.0)]
+        assert len(set(seeds)) == len(seeds) == 12
+        assert all(0 <= s < 2**63 for s in seeds)

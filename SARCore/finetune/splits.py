@@ -37,6 +37,16 @@ def _shuffled(ids: Sequence[str], seed: int, salt: int) -> list[str]:
     return [ordered[i] for i in order]
 
 
+def split_seed(seed: int, index: int) -> int:
+    """The seed of trial or fold ``index`` under the run's ``seed``: a hash of the pair.
+
+    ``seed + index`` made fold 1 of seed 0 and fold 0 of seed 1 the same training run
+    (same init, patches and, at small label fractions, the same cases), so "two seeds"
+    repeated runs instead of adding independent ones. Distinct pairs give distinct seeds.
+    """
+    return int(np.random.SeedSequence([int(seed), int(index)]).generate_state(1)[0] >> 1)
+
+
 def _check_ids(ids: Sequence[str], needed: int, what: str) -> None:
     if len(set(ids)) != len(ids):
         raise ConfigError("case ids repeat; each case needs a unique id")
@@ -97,18 +107,21 @@ def make_splits(ids: Sequence[str], *, trials: int, folds: int, seed: int, test_
                 label_fraction: float, val_ratio: float) -> list[Split]:
     """All trials or all folds, each reduced to its label fraction.
 
-    Trial ``t`` splits with ``seed + t``; the folds share one shuffle by ``seed``. Split
-    ``k``'s own seed (``seed + k``) then picks its labeled subset and validation cases.
+    Trial ``t`` splits with its own seed (:func:`split_seed`); the folds share one shuffle
+    by ``seed``. Split ``k``'s own seed then picks its labeled subset and validation cases
+    and drives its patches and initialisation.
     """
     if folds:
         pairs = kfold_splits(ids, folds, seed)
-        named = [(f"fold_{k}", seed + k, train, test) for k, (train, test) in enumerate(pairs)]
+        named = [(f"fold_{k}", split_seed(seed, k), train, test)
+                 for k, (train, test) in enumerate(pairs)]
     else:
-        named = [(f"trial_{t}", seed + t, *train_test_split(ids, seed + t, test_ratio))
+        named = [(f"trial_{t}", split_seed(seed, t),
+                  *train_test_split(ids, split_seed(seed, t), test_ratio))
                  for t in range(trials)]
     splits = []
-    for name, split_seed, train, test in named:
-        labeled = label_fraction_subset(train, label_fraction, split_seed)
-        fit, val = validation_split(labeled, val_ratio, split_seed)
-        splits.append(Split(name, split_seed, tuple(fit), tuple(val), tuple(test)))
+    for name, own_seed, train, test in named:
+        labeled = label_fraction_subset(train, label_fraction, own_seed)
+        fit, val = validation_split(labeled, val_ratio, own_seed)
+        splits.append(Split(name, own_seed, tuple(fit), tuple(val), tuple(test)))
     return splits
