@@ -103,6 +103,7 @@ class _Edit:
 def test_path_and_text_fields_are_not_rewritten_while_typed() -> None:
     """Defect 5: writing back an unchanged value would move the cursor to the end."""
     import conftest_slicer  # noqa: F401  (module folder on sys.path)
+
     from SARSegmentationLib.WidgetBindings import writeWidget
 
     for kind in ("path", "text"):

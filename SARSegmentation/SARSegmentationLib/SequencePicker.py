@@ -22,6 +22,7 @@ class SequencePicker:
         self.layout = qt.QFormLayout(container)
         self.combos: dict[str, Any] = {}
         self.params = None
+        self.header: dict[str, Any] | None = None
         container.visible = False
 
     def show(self, params, header: dict[str, Any] | None) -> None:
@@ -30,7 +31,7 @@ class SequencePicker:
         Only a different list of sequences rebuilds the selectors, so a pick (which
         modifies the parameter node and so comes back here) never deletes its own combo.
         """
-        self.params = params
+        self.params, self.header = params, header
         try:
             slots = self.logic.sequenceSlots(params, header) if params and header else []
         except Exception as exc:  # a bad header: the model line already says why
@@ -68,3 +69,4 @@ class SequencePicker:
     def _picked(self, sequence: str, node) -> None:
         if self.params is not None:
             self.logic.chooseSequenceVolume(self.params, sequence, node)
+            self.show(self.params, self.header)  # the other slots' guesses may change
