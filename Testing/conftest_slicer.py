@@ -102,3 +102,18 @@ def read_on_node(path, volume) -> np.ndarray:
     image = sitk.Resample(sitk.ReadImage(str(path)), node_grid(volume), sitk.Transform(),
                           sitk.sitkNearestNeighbor, 0)
     return sitk.GetArrayFromImage(image)
+
+
+def segment_voxels(scene, node, segment_id, volume) -> np.ndarray:
+    """A segment's voxels exported on ``volume``'s grid (``[k, j, i]`` booleans)."""
+    import slicer
+    import vtk
+
+    label = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode")
+    ids = vtk.vtkStringArray()
+    ids.InsertNextValue(segment_id)
+    assert slicer.vtkSlicerSegmentationsModuleLogic.ExportSegmentsToLabelmapNode(
+        node, ids, label, volume, slicer.vtkSegmentation.EXTENT_REFERENCE_GEOMETRY)
+    array = slicer.util.arrayFromVolume(label) > 0
+    scene.RemoveNode(label)
+    return array

@@ -130,6 +130,7 @@ def test_parameters_survive_saving_and_reloading_the_scene(headless_scene, mri_t
     params.modelPath, params.device = "/models/brain.sarmodel", "cpu"
     params.inputVolume, params.outputSegmentation = volume, segmentation
     params.dataVolumes = [volume, extra]
+    params.setSequenceVolume("t1c", extra)  # a per-sequence pick (multi-sequence model)
     scene_file = tmp_path / "scene.mrml"
     scene.SetRootDirectory(str(tmp_path))
     scene.SetURL(str(scene_file))
@@ -147,6 +148,8 @@ def test_parameters_survive_saving_and_reloading_the_scene(headless_scene, mri_t
     assert restored.outputSegmentation.GetName() == "result"
     assert [n.GetName() for n in restored.dataVolumes] == ["brain1_image", "brain2_image"]
     assert restored.finetuneEpochs == 100  # never set: still the default
+    assert restored.sequenceVolume("t1c").GetName() == "brain2_image"
+    assert restored.sequenceVolume("flair") is None
     assert slicer.util.arrayFromVolume(restored.inputVolume).shape == (25, 256, 256)
 
 

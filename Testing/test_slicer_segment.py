@@ -14,8 +14,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 import slicer
-import vtk
-from conftest_slicer import read_on_node
+from conftest_slicer import read_on_node, segment_voxels
 
 from SARSegmentationLib import MrmlIO
 from SARSegmentationLib.Engine import engineEnvironment
@@ -38,17 +37,6 @@ def _volume_from_numpy(scene, path: Path):
     slicer.mrmlScene = scene
     return slicer.util.addVolumeFromArray(sitk.GetArrayFromImage(image), ijkToRAS=matrix,
                                           name="flair from numpy")
-
-
-def _segment_voxels(scene, node, segment_id, volume) -> np.ndarray:
-    label = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode")
-    ids = vtk.vtkStringArray()
-    ids.InsertNextValue(segment_id)
-    assert slicer.vtkSlicerSegmentationsModuleLogic.ExportSegmentsToLabelmapNode(
-        node, ids, label, volume, slicer.vtkSegmentation.EXTENT_REFERENCE_GEOMETRY)
-    array = slicer.util.arrayFromVolume(label) > 0
-    scene.RemoveNode(label)
-    return array
 
 
 def test_segmentation_node_equals_the_engines_direct_output(headless_scene, tiny_model,
@@ -77,17 +65,17 @@ def test_segmentation_node_equals_the_engines_direct_output(headless_scene, tiny
     reference = node.GetNodeReference(node.GetReferenceImageGeometryReferenceRole())
     assert reference is None or reference.GetID() == volume.GetID()
     for segment, engine_segment in zip(ours, theirs):
-        voxels = _segment_voxels(headless_scene, node, segment["id"], volume)
+        voxels = segment_voxels(headless_scene, node, segment["id"], volume)
         assert 0.01 < voxels.mean() < 0.5, "the test model should mark part of the scan"
         assert np.array_equal(voxels, engine_label == segment["label"])
-        assert np.array_equal(voxels, _segment_voxels(headless_scene, engine_seg,
+        assert np.array_equal(voxels, segment_voxels(headless_scene, engine_seg,
                                                       engine_segment["id"], volume))
     assert node.GetSegmentation().ContainsRepresentation("Closed surface")
 
     saved = MrmlIO.saveNode(node, tmp_path / "result.seg.nrrd")
     again = MrmlIO.loadSegmentation(headless_scene, saved)
     assert [s["name"] for s in segmentInfo(again)] == [s["name"] for s in ours]
-    assert np.array_equal(_segment_voxels(headless_scene, again,
+    assert np.array_equal(segment_voxels(headless_scene, again,
                                           segmentInfo(again)[0]["id"], volume),
                           engine_label == classes[0][1])
 

@@ -29,7 +29,13 @@ from SARSegmentationLib.SegmentRun import (
     segmentVolumes,
     startSegmentJob,
 )
-from SARSegmentationLib.SequenceInputs import matchVolumes, modelSequences
+from SARSegmentationLib.SequenceInputs import (
+    SequenceSlot,
+    guessSlots,
+    modelSequences,
+    sceneVolumes,
+    slotVolumes,
+)
 
 ensureEngineImportable()
 from SARCore.errors import SARError  # noqa: E402
@@ -159,15 +165,28 @@ class SARLogic:
         return f"{job.verb} finished"
 
     # -- segmentation ------------------------------------------------------------------
+    def sequenceSlots(self, params: SARParameters,
+                      header: dict[str, Any] | None = None) -> list[SequenceSlot]:
+        """For the chosen model, one slot per sequence it takes (none for a one-channel
+        model): the volume the user chose for it, else a best guess by name."""
+        if header is None and params.modelPath:
+            header = readHeader(params.modelPath, self.python)
+        sequences = modelSequences(header) if header else []
+        return guessSlots(sequences, sceneVolumes(self.scene), preferred=params.inputVolume,
+                          chosen={s: params.sequenceVolume(s) for s in sequences})
+
+    @staticmethod
+    def chooseSequenceVolume(params: SARParameters, sequence: str, volume) -> None:
+        """The user's pick for one sequence; it outlives model changes and scene saves."""
+        params.setSequenceVolume(sequence, volume)
+
     def prepareSegment(self, params: SARParameters, overwrite: bool = False) -> SegmentJob:
         target = params.outputSegmentation
         inputs = [params.inputVolume] if params.inputVolume else []
         header = readHeader(params.modelPath, self.python) if params.modelPath else None
-        sequences = modelSequences(header) if header else []
-        if sequences and inputs:  # one volume per sequence, matched by name, input first
-            others = [self.scene.GetNthNodeByClass(i, "vtkMRMLScalarVolumeNode") for i in
-                      range(self.scene.GetNumberOfNodesByClass("vtkMRMLScalarVolumeNode"))]
-            inputs = [matchVolumes(sequences, [params.inputVolume, *others])]
+        slots = self.sequenceSlots(params, header) if header else []
+        if slots:  # one volume per sequence, the first giving the grid
+            inputs = [slotVolumes(slots, sceneVolumes(self.scene))]
         return prepareSegmentJob(self.scene, inputs, params.modelPath, header=header,
                                  device=params.device, fast=params.fastMode,
                                  targets=[target], overwrite=overwrite, python=self.python,

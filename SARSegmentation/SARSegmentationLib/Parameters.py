@@ -11,6 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 MODULE_NAME = "SARSegmentation"
+# no ":" or ";": the scene file stores references as "role:id;role:id"
+SEQUENCE_ROLE = "sequenceVolume_"
 
 
 def _parameterNames(node) -> set[str]:
@@ -140,6 +142,16 @@ class SARParameters:
 
     def __init__(self, node) -> None:
         self.node = node
+
+    # One node reference per sequence of a multi-sequence model (roles made on demand,
+    # so a model with new sequence names needs no new setting).
+    def sequenceVolume(self, sequence: str) -> Any:
+        """The volume the user chose for ``sequence`` (``None``: not chosen, or deleted)."""
+        return self.node.GetNodeReference(SEQUENCE_ROLE + sequence)
+
+    def setSequenceVolume(self, sequence: str, volume: Any) -> None:
+        self.node.SetNodeReferenceID(SEQUENCE_ROLE + sequence,
+                                     volume.GetID() if volume is not None else None)
 
     @classmethod
     def settingNames(cls) -> list[str]:

@@ -10,6 +10,7 @@ the first one's grid when their grids differ, and written as one BraTS-style cas
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,21 +44,69 @@ def sequenceOf(name: str) -> str | None:
     return found[0] if len(found) == 1 else None
 
 
+@dataclass
+class SequenceSlot:
+    """One sequence a model takes and the volume that feeds it (``None``: none found)."""
+
+    sequence: str
+    volume: Any = None
+    chosen: bool = False  # picked by the user, not guessed from the volume's name
+
+
+def sceneVolumes(scene) -> list:
+    """Every scalar volume of ``scene`` (label maps excluded), in scene order."""
+    className = "vtkMRMLScalarVolumeNode"
+    nodes = [scene.GetNthNodeByClass(i, className)
+             for i in range(scene.GetNumberOfNodesByClass(className))]
+    return [n for n in nodes if not n.IsA("vtkMRMLLabelMapVolumeNode")]
+
+
+def guessSlots(sequences: list[str], candidates: list, preferred: Any = None,
+               chosen: dict[str, Any] | None = None) -> list[SequenceSlot]:
+    """One slot per sequence: the user's choice where made, else the first volume named
+    after the sequence that no other guess took (a user's pick never moves another
+    slot's guess: a volume picked twice is reported, not silently swapped); the
+    ``preferred`` volume (the panel's input volume) fills the first slot left empty."""
+    chosen = {k: v for k, v in (chosen or {}).items() if v is not None}
+    slots = [SequenceSlot(s, chosen.get(s), s in chosen) for s in sequences]
+    ordered = [v for v in [preferred, *candidates] if v is not None]
+    for slot in slots:
+        if slot.volume is None:
+            taken = [s.volume for s in slots if not s.chosen]
+            slot.volume = next((v for v in ordered if v not in taken
+                                and sequenceOf(v.GetName()) == slot.sequence), None)
+    empty = [s for s in slots if s.volume is None]
+    if preferred is not None and empty and all(s.volume is not preferred for s in slots):
+        empty[0].volume = preferred
+    return slots
+
+
+def slotVolumes(slots: list[SequenceSlot], candidates: list = ()) -> list:
+    """The slots' volumes in channel order; a sequence without a volume, or one volume
+    in two slots, is a clear error (a model fed the same scan twice runs but is wrong)."""
+    for slot in slots:
+        if slot.volume is None:
+            names = ", ".join(v.GetName() for v in candidates if v is not None) or "none"
+            raise DataError(f"no volume for the model's {slot.sequence} sequence "
+                            f"(volumes: {names})",
+                            hint="choose one for each sequence, or name the volumes after "
+                                 "their sequences")
+    seen: dict[str, str] = {}
+    for slot in slots:
+        key = slot.volume.GetID() or str(id(slot.volume))
+        if key in seen:
+            raise DataError(f"the same volume is chosen for the {seen[key]} and "
+                            f"{slot.sequence} sequences", slot.volume.GetName(),
+                            hint="each sequence needs its own volume")
+        seen[key] = slot.sequence
+    return [slot.volume for slot in slots]
+
+
 def matchVolumes(sequences: list[str], candidates: list, chosen: list | None = None) -> list:
     """One volume per sequence: ``chosen`` (in order) when given in full, else matched by
     name among ``candidates``; a sequence with no volume is a clear error."""
-    if chosen and len([v for v in chosen if v is not None]) == len(sequences):
-        return list(chosen)
-    picked = []
-    for sequence in sequences:
-        match = next((v for v in candidates if v is not None and v not in picked
-                      and sequenceOf(v.GetName()) == sequence), None)
-        if match is None:
-            names = ", ".join(v.GetName() for v in candidates if v is not None) or "none"
-            raise DataError(f"no volume for the model's {sequence} sequence (volumes: {names})",
-                            hint="name the volumes after their sequences or choose them")
-        picked.append(match)
-    return picked
+    picks = dict(zip(sequences, chosen or []))
+    return slotVolumes(guessSlots(sequences, candidates, chosen=picks), candidates)
 
 
 def writeCase(volumes: list, sequences: list[str], folder: Path) -> Path:

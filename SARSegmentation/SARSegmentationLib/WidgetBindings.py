@@ -9,8 +9,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import qt
-
 from SARSegmentationLib.Parameters import WIDGET_BINDINGS, SARParameters
 
 _SIGNALS = {"path": "currentPathChanged(QString)", "text": "textChanged(QString)",
@@ -56,6 +54,8 @@ def writeWidget(widget, kind: str, value: Any) -> None:
         elif kind == "node":
             widget.setCurrentNode(value)
         else:
+            import qt  # here, not at the top: the rest is checked headless, without Qt
+
             wanted = {n.GetID() for n in value if n is not None}
             for index in range(widget.nodeCount()):
                 node = widget.nodeFromIndex(index)
