@@ -180,7 +180,7 @@ def test_dataset_json_that_is_not_an_object(tmp_path: Path, data_dir: Path) -> N
                                    "imagesTr/../../outside.nii.gz"])
 def test_dataset_paths_stay_inside(tmp_path: Path, data_dir: Path, entry: str) -> None:
     folder = _msd(tmp_path / "msd", [{"image": entry}], data_dir)
-    with pytest.raises(DataError, match="outside the dataset folder"):
+    with pytest.raises(DataError, match="outside the folder of dataset.json"):
         discover_cases([folder])
 
 
@@ -268,6 +268,6 @@ def test_preprocess_refuses_outside_paths_unless_allowed(tmp_path: Path, data_di
             "--spacing", "3", "3", "3", "--progress", "json"]
     assert main(args) == 1
     events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert "outside the dataset folder" in errors(events)[0]
+    assert "outside the folder of dataset.json" in errors(events)[0]
     assert main([*args, "--allow-outside-paths"]) == 0
     assert (tmp_path / "out" / "example_ct.nii.gz").is_file()

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import signal
 import subprocess
@@ -286,7 +287,8 @@ def _csv(tmp_path: Path, data_dir: Path) -> Path:
     return tmp_path / "cases.csv"
 
 
-def test_label_rule_matching_nothing_stops(tmp_path: Path, data_dir: Path) -> None:
+def test_label_rule_matching_nothing_stops(tmp_path: Path, data_dir: Path,
+                                          caplog: pytest.LogCaptureFixture) -> None:
     cases = find_labeled_cases(_csv(tmp_path, data_dir))
     classes = parse_classes("tumor:2-4")
     preset = Preset.from_dict({**get_preset("mri", target_spacing=(3.0, 3.0, 6.5)).to_dict(),
@@ -296,8 +298,10 @@ def test_label_rule_matching_nothing_stops(tmp_path: Path, data_dir: Path) -> No
         load_volumes(cases, preset, classes, tmp_path / "cache")
     assert caught.value.path.endswith("brain1_label.nrrd")
     assert "--allow-empty-labels" in caught.value.hint
-    volumes = load_volumes(cases, preset, classes, tmp_path / "cache", allow_empty=True)
+    with caplog.at_level(logging.INFO, logger="SARCore.finetune.labels"):
+        volumes = load_volumes(cases, preset, classes, tmp_path / "cache", allow_empty=True)
     assert not volumes["brain1"].label.any()  # allowed explicitly: a tumor-free case
+    assert "brain1: label values [1]" in caplog.text  # the values are reported per case
 
 
 def test_memory_advice_leaves_out_what_is_in_use(scans: dict[str, Path]) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from SARCore.cli.options import add_out
+from SARCore.cli.options import add_allow_outside_paths, add_out
 from SARCore.progress import Reporter
 
 HELP = ("score predicted label maps against ground truth: Dice (1.0 when both empty), HD95 "
@@ -37,6 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="bucket cut points in mL (default: terciles of the truth volumes)")
     parser.add_argument("--welch", action="store_true",
                         help="Welch's t-test (unequal variances) instead of Student's")
+    add_allow_outside_paths(parser)
 
 
 def _method_names(args: argparse.Namespace) -> list[tuple[str, str]]:
@@ -56,7 +57,8 @@ def run(args: argparse.Namespace, reporter: Reporter) -> int:
     from SARCore.evaluation.report import evaluate_runs, write_report
 
     groups = parse_label_option(args.labels) if args.labels else None
-    scores = {name: evaluate_runs(folder, args.truth, groups, reporter)
+    scores = {name: evaluate_runs(folder, args.truth, groups, reporter,
+                                  args.allow_outside_paths)
               for name, folder in _method_names(args)}
     out = Path(args.out) if args.out else Path(args.pred) / "evaluation"
     thresholds = tuple(args.size_thresholds) if args.size_thresholds else None

@@ -6,7 +6,13 @@ import argparse
 import os
 from typing import Any
 
-from SARCore.cli.options import add_device, add_labels, add_out, add_sequence
+from SARCore.cli.options import (
+    add_allow_outside_paths,
+    add_device,
+    add_labels,
+    add_out,
+    add_sequence,
+)
 from SARCore.progress import Reporter
 
 HELP = ("fine-tune a 3D U-Net for tumor segmentation on labeled scans, from a pre-trained "
@@ -61,6 +67,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--name", help="model name written in the header (default: the output folder's)")
     add("--allow-empty-labels", action="store_true", help="let a case whose label values "
         "the --labels rule does not match train as tumor-free (default: stop with an error)")
+    add_allow_outside_paths(parser)
     add("--resume", action="store_true", help="continue the run in --out after a stop")
     add("--compile", action="store_true", default=None,
         help="torch.compile the network (first steps slower; see docs/distributed.md)")
@@ -80,6 +87,8 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
         options["transfer_head"] = False
     if args.allow_empty_labels:
         options["allow_empty_labels"] = True
+    if args.allow_outside_paths:
+        options["allow_outside_paths"] = True
     return options
 
 

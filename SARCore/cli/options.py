@@ -1,5 +1,6 @@
 """Options every verb spells the same way: ``--out``, ``--device``, ``--sequence``,
-``--labels``, ``--progress``, ``--log-level``, and one form for defaults in ``--help``.
+``--labels``, ``--allow-outside-paths``, ``--progress``, ``--log-level``, and one form for
+defaults in ``--help``.
 
 Verbs (and the Slicer batch script) call these helpers instead of declaring the options
 themselves, so a value that works in one verb works in every verb. Old spellings stay
@@ -88,6 +89,17 @@ def add_sequence(parser: argparse.ArgumentParser, default: str | None = None,
 
 def add_labels(parser: argparse.ArgumentParser, extra: str = "") -> None:
     parser.add_argument("--labels", metavar="RULES", help=LABELS_HELP + extra)
+
+
+#: ``--allow-outside-paths``: one rule for every verb that reads an MSD ``dataset.json``.
+ALLOW_OUTSIDE_HELP = ("let a dataset.json name files outside its own folder (absolute paths, "
+                      "..); refused by default, so a downloaded dataset cannot reach other "
+                      "files")
+
+
+def add_allow_outside_paths(parser: argparse.ArgumentParser) -> None:
+    """``--allow-outside-paths`` (``args.allow_outside_paths``), spelled alike everywhere."""
+    parser.add_argument("--allow-outside-paths", action="store_true", help=ALLOW_OUTSIDE_HELP)
 
 
 def add_common(parser: argparse.ArgumentParser) -> None:

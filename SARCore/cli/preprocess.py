@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from SARCore.cli.options import add_out, add_sequence
+from SARCore.cli.options import add_allow_outside_paths, add_out, add_sequence
 from SARCore.errors import ConfigError
 from SARCore.preprocess.presets import PRESETS
 from SARCore.progress import Reporter
@@ -30,9 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_sequence(parser, default="flair", extra=", or all (one case per sequence)")
     parser.add_argument("--label-map", nargs="+", metavar="SRC:DST",
                         help="remap label values, e.g. 2:1 4:1 (values not named are kept)")
-    parser.add_argument("--allow-outside-paths", action="store_true",
-                        help="let a dataset.json name files outside its own folder "
-                             "(absolute paths, ..); refused by default")
+    add_allow_outside_paths(parser)
 
 
 def parse_label_map(items: list[str] | None) -> list[tuple[int, int]] | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from SARCore.cli.options import add_device, add_out
+from SARCore.cli.options import add_allow_outside_paths, add_device, add_out
 from SARCore.progress import Reporter
 
 HELP = ("segment scans (files, folders, BraTS case folders, DICOM series) with a segmentation "
@@ -46,6 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="replace existing outputs; without it a case whose outputs came "
                              "from the same model and input is skipped, and one whose "
                              "outputs came from another model or input is refused")
+    add_allow_outside_paths(parser)
 
 
 def run(args: argparse.Namespace, reporter: Reporter) -> int:
@@ -57,7 +58,7 @@ def run(args: argparse.Namespace, reporter: Reporter) -> int:
         fast_spacing=args.fast_spacing, window=tuple(args.window) if args.window else None,
         overlap=args.overlap, batch_size=args.batch_size, tta=args.tta,
         label_format=args.label_format, overwrite=args.overwrite, memory_gb=args.memory_gb,
-        probabilities=args.probabilities)
+        probabilities=args.probabilities, allow_outside_paths=args.allow_outside_paths)
     report = segment_cases(args.inputs, args.model, args.out, options, reporter)
     lines = [f"  {o['case']}: {o['label']} ({o['seconds']} s)" for o in report.outputs]
     lines += [f"  {k['case']}: skipped, {k['label']} is from this model and input"

@@ -37,11 +37,13 @@ from SARCore.cubes.store import (
 from SARCore.errors import DataError
 from SARCore.io.checksum import sha256_file
 from SARCore.io.modality import MODALITY_NAMES, modality_code
+from SARCore.io.paths import inside_folder
 from SARCore.preprocess.manifest import MANIFEST_NAME, entry_field, load_manifest
 from SARCore.progress import NullReporter, Reporter
 
 log = logging.getLogger(__name__)
 RANGE_TOLERANCE = 1e-3
+_EDITED = "manifest.json was edited by hand; preprocess the folder again"
 
 
 @dataclass(frozen=True)
@@ -92,11 +94,11 @@ def collect_volumes(folders: Sequence[str | Path],
             if low < -RANGE_TOLERANCE or high > 1 + RANGE_TOLERANCE:
                 outside.append(f"{case_id} ({entry_field(entry, folder, 'preset', 'name')})")
                 continue
+            image = inside_folder(folder, str(entry_field(entry, folder, "outputs", "image")),
+                                  folder / MANIFEST_NAME, hint=_EDITED)
             volumes[case_id] = SourceVolume(
-                case_id, folder / str(entry_field(entry, folder, "outputs", "image")),
-                modality_code(entry_field(entry, folder, "modality")),
-                _file_checksum(folder / str(entry["outputs"]["image"]),
-                               entry_field(entry, folder, "sha256", "image")),
+                case_id, image, modality_code(entry_field(entry, folder, "modality")),
+                _file_checksum(image, entry_field(entry, folder, "sha256", "image")),
                 entry.get("preset"), own)
     if outside:
         raise DataError(f"cases not scaled to [0, 1]: {', '.join(outside)}", folders[0],
@@ -253,10 +255,18 @@ def _shard_intact(out: Path, shard: object) -> bool:
     if not isinstance(shard, dict) or not isinstance(shard.get("file"), str):
         return False
     path = out / shard["file"]
-    intact = path.is_file() and shard.get("sha256") == sha256_file(path)
+    intact = _inside_store(out, shard["file"]) and path.is_file() and shard.get("sha256") == sha256_file(path)
     if not intact:
         log.info("cube shard %s is missing or changed; rebuilding the store", path)
     return intact
+
+
+def _inside_store(out: Path, name: str) -> bool:
+    try:
+        inside_folder(out, name, out / META_NAME)
+    except DataError:
+        return False
+    return True
 
 
 def _clear_store(out: Path) -> None:

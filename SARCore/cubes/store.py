@@ -27,6 +27,7 @@ from torch.utils.data import Dataset
 from SARCore.atomic import atomic_path
 from SARCore.errors import DataError
 from SARCore.io.modality import modality_code
+from SARCore.io.paths import inside_folder
 
 META_NAME, INDEX_NAME = "cubes.json", "index.npz"
 FORMAT, FORMAT_VERSION = "sar-cubes", 1
@@ -156,6 +157,10 @@ class CubeDataset(Dataset):
             keep &= np.isin(self.index["case"], list(cases))
         self.ids = np.flatnonzero(keep)
         self._shards: dict[int, np.ndarray] = {}
+        self._shard_paths = [inside_folder(self.root, str(s["file"]), self.root / META_NAME,
+                                           hint="cubes.json was edited by hand; run cubes "
+                                                "again into a new folder")
+                             for s in self.meta["shards"]]
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -197,7 +202,7 @@ class CubeDataset(Dataset):
 
     def _shard(self, number: int) -> np.ndarray:
         if number not in self._shards:
-            path = self.root / self.meta["shards"][number]["file"]
+            path = self._shard_paths[number]
             try:
                 self._shards[number] = np.load(path, mmap_mode="r")
             except (OSError, ValueError) as exc:

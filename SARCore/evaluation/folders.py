@@ -64,17 +64,21 @@ def prediction_runs(folder: str | Path) -> dict[str, dict[str, Path]]:
     return runs
 
 
-def truth_files(folder: str | Path) -> dict[str, Path]:
+def truth_files(folder: str | Path, allow_outside: bool = False) -> dict[str, Path]:
     """``{case: truth label}`` from a dataset folder, a folder of label files, or one label
-    file (matched to the prediction of the case whose folder holds it, or by file name)."""
+    file (matched to the prediction of the case whose folder holds it, or by file name);
+    ``allow_outside``: a ``dataset.json`` may name files outside its folder."""
     folder = Path(folder)
     if folder.is_file():
         return {case_key(folder): folder, folder.parent.name: folder}
     if not folder.is_dir():
         raise DataError("ground truth not found (give a label file or a folder)", folder)
     try:
-        found = {c.case_id: c.label for c in discover_cases([folder]) if c.label is not None}
+        found = {c.case_id: c.label for c in discover_cases([folder], allow_outside=allow_outside)
+                 if c.label is not None}
     except DataError:
+        if (folder / "dataset.json").is_file():
+            raise  # a dataset description that is wrong is named, not skipped
         found = {}
     if found:
         return found

@@ -27,10 +27,12 @@ from SARCore.progress import NullReporter, Reporter
 
 def evaluate_runs(pred_dir: str | Path, truth_dir: str | Path,
                   labels: Sequence[LabelGroup | int | str] | None = None,
-                  reporter: Reporter | None = None) -> dict[str, list[CaseScore]]:
-    """``{run: scores}`` for ``pred_dir`` itself or each of its run sub-folders."""
+                  reporter: Reporter | None = None, allow_outside: bool = False,
+                  ) -> dict[str, list[CaseScore]]:
+    """``{run: scores}`` for ``pred_dir`` itself or each of its run sub-folders
+    (``allow_outside``: a ``dataset.json`` may name files outside its folder)."""
     reporter = reporter or NullReporter()
-    truth = truth_files(truth_dir)
+    truth = truth_files(truth_dir, allow_outside)
     runs = prediction_runs(pred_dir)
     result = {}
     for step, (run, files) in enumerate(runs.items()):

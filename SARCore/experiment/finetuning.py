@@ -29,7 +29,8 @@ def check_disjoint(config: ExperimentConfig, data_root: Path, pretrained_inputs:
                    ) -> None:
     """Refuse labeled cases whose image files were also pre-training scans."""
     probe = config.finetune_config("scratch", 1.0, data_root, None, Path("."))
-    cases = find_labeled_cases(probe.data, probe.sequences, probe.modality or None)
+    cases = find_labeled_cases(probe.data, probe.sequences, probe.modality or None,
+                               probe.allow_outside_paths)
     labeled = {str(Path(p).resolve()) for c in cases for source in c.channels for p in source}
     overlap = sorted(labeled & {str(Path(p).resolve()) for p in pretrained_inputs})
     if overlap:

@@ -69,6 +69,7 @@ class FinetuneConfig:
     name: str = ""                      # model name in the header; "" = from the run
     allow_empty_labels: bool = False    # a labeled case whose values the rule misses trains
                                         # as tumor-free instead of stopping the run
+    allow_outside_paths: bool = False   # a dataset.json may name files outside its folder
 
     def __post_init__(self) -> None:
         if isinstance(self.sequences, str):
@@ -109,7 +110,7 @@ class FinetuneConfig:
         if self.folds == 1:
             raise ConfigError("folds must be 0 (no cross-validation) or at least 2")
         for name in ("include_background", "transfer_head", "channels_last", "compile",
-                     "allow_empty_labels"):
+                     "allow_empty_labels", "allow_outside_paths"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name} must be true or false, not {getattr(self, name)!r}")
         for name in ("foreground_fraction", "flip_probability"):

@@ -12,7 +12,10 @@ Folders go through :func:`SARCore.io.discovery.discover_cases`; several sequence
 the input channels of one case. Preprocessed volumes are cached as ``.nii.gz`` under a
 folder named by a fingerprint of the preset, the class mapping and the sequences, so a
 second trial, a resumed run or another initialisation of the same experiment reads them
-instead of resampling again; in memory the images are float16.
+instead of resampling again; in memory the images are float16. Each cached case has a
+record, ``<case>.sha256.json``, written after its files: a cached case is used only while
+every file still has its recorded checksum (streamed, cheap next to resampling), so a
+truncated or replaced file is rebuilt instead of trained on.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from SARCore.errors import DataError
 from SARCore.finetune.labels import ClassSpec, check_rule_matches, map_labels
 from SARCore.finetune.patches import Volume
 from SARCore.io.arrays import image_to_array
+from SARCore.io.checksum import sha256_file
 from SARCore.io.discovery import CaseSpec, discover_cases
 from SARCore.io.readers import read_image, read_label
 from SARCore.io.writers import write_image
@@ -66,8 +70,10 @@ class LabeledCase:
 
 
 def find_labeled_cases(data: str | Path, sequences: Sequence[str] = (),
-                       modality: str | None = None) -> list[LabeledCase]:
-    """Every labeled case behind ``data`` (cases without a label are skipped and logged)."""
+                       modality: str | None = None, allow_outside: bool = False,
+                       ) -> list[LabeledCase]:
+    """Every labeled case behind ``data`` (cases without a label are skipped and logged);
+    ``allow_outside``: a ``dataset.json`` may name files outside its folder."""
     path = Path(data).expanduser()
     if not path.exists():
         raise DataError("labeled data not found", path,
@@ -76,18 +82,19 @@ def find_labeled_cases(data: str | Path, sequences: Sequence[str] = (),
         cases = _csv_cases(path, tuple(sequences), modality)
     else:
         root = path.parent if path.name == "dataset.json" else path
-        cases = _discovered_cases(root, tuple(sequences), modality)
+        cases = _discovered_cases(root, tuple(sequences), modality, allow_outside)
     if not cases:
         raise DataError("no labeled cases found", path,
                         "each case needs a label file (BraTS *seg*/OTMultiClass, MSD labelsTr)")
     return cases
 
 
-def _discovered_cases(root: Path, sequences: tuple[str, ...],
-                      modality: str | None) -> list[LabeledCase]:
+def _discovered_cases(root: Path, sequences: tuple[str, ...], modality: str | None,
+                      allow_outside: bool = False) -> list[LabeledCase]:
     per_sequence: list[dict[str, CaseSpec]] = []
     for sequence in sequences or ("flair",):  # discovery's default; only BraTS looks at it
-        specs = discover_cases([root], sequence=sequence, modality=modality or None)
+        specs = discover_cases([root], sequence=sequence, modality=modality or None,
+                               allow_outside=allow_outside)
         per_sequence.append({s.case_id: s for s in specs})
     cases = []
     for case_id, first in per_sequence[0].items():
@@ -155,6 +162,35 @@ def _cached_files(folder: Path, case: LabeledCase) -> list[Path]:
     return [*channels, folder / f"{case.case_id}_label.nii.gz"]
 
 
+def _record_path(folder: Path, case: LabeledCase) -> Path:
+    return folder / f"{case.case_id}.sha256.json"
+
+
+def _record_checksums(folder: Path, case: LabeledCase, files: list[Path]) -> None:
+    """Write the case's record last: its presence marks a complete, checked case."""
+    write_json_atomic(_record_path(folder, case), {f.name: sha256_file(f) for f in files})
+
+
+def _cache_problem(folder: Path, case: LabeledCase, files: list[Path]) -> str | None:
+    """Why the cached case cannot be used (``None``: every file has its recorded sha256;
+    a case written by an older version has no record and is rebuilt once)."""
+    record = _record_path(folder, case)
+    if not record.is_file():
+        return f"{record.name} is missing"
+    try:
+        recorded = json.loads(record.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        return f"{record.name} is unreadable ({exc})"
+    if not isinstance(recorded, dict):
+        return f"{record.name} is not a checksum record"
+    for path in files:
+        if not path.is_file():
+            return f"{path.name} is missing"
+        if recorded.get(path.name) != sha256_file(path):
+            return f"{path.name} changed since it was cached (sha256 differs)"
+    return None
+
+
 def _brain_mask(case: LabeledCase, preset: Preset) -> sitk.Image | None:
     """The case's brain mask when the z-score preset needs one and the folder has it."""
     if case.brain_mask is None or preset.normalization != "zscore_nonzero":
@@ -186,7 +222,7 @@ def _preprocess_case(case: LabeledCase, preset: Preset, classes: Sequence[ClassS
                             f"preprocessing, the first has {reference.GetSize()}",
                             source[0], "the sequences of a case must be co-registered")
         write_image(image, files[index])
-    write_image(mapped, files[-1])  # the label last: its presence marks a complete case
+    write_image(mapped, files[-1])
 
 
 def load_volumes(cases: Sequence[LabeledCase], preset: Preset, classes: Sequence[ClassSpec],
@@ -203,8 +239,14 @@ def load_volumes(cases: Sequence[LabeledCase], preset: Preset, classes: Sequence
     reporter.progress(0, len(cases), "", stage="load labeled cases")  # the bar starts at 0 %
     for step, case in enumerate(cases, start=1):
         files = _cached_files(folder, case)
-        if not all(f.is_file() for f in files):
+        problem = _cache_problem(folder, case, files)
+        if problem is not None:
+            if any(f.exists() for f in files):
+                log.warning("cached case %s in %s is rebuilt: %s", case.case_id, folder,
+                            problem)
+            _record_path(folder, case).unlink(missing_ok=True)  # a kill mid-rebuild: redo
             _preprocess_case(case, preset, classes, files, allow_empty)
+            _record_checksums(folder, case, files)
         channels = [image_to_array(sitk.ReadImage(str(f)), MEMORY_DTYPE) for f in files[:-1]]
         label = image_to_array(sitk.ReadImage(str(files[-1])), np.uint8)
         volumes[case.case_id] = Volume(case.case_id, np.stack(channels), label)

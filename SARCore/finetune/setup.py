@@ -138,7 +138,8 @@ def _width_divisor(config: FinetuneConfig, model: Pretrained | None) -> int:
 
 def plan_run(config: FinetuneConfig) -> RunPlan:
     """Find the cases, read the model, check they fit, pick the preset, split the cases."""
-    cases = find_labeled_cases(config.data, config.sequences, config.modality or None)
+    cases = find_labeled_cases(config.data, config.sequences, config.modality or None,
+                               config.allow_outside_paths)
     model = None if config.is_scratch else load_pretrained(Path(config.init).expanduser())
     modality = _modality(config, cases)
     preset, why = choose_preset(config, model, modality, _layout(cases))

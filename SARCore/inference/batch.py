@@ -85,7 +85,7 @@ def segment_cases(inputs: Sequence[str | Path], model_path: str | Path, out_dir:
     options = options or SegmentOptions()
     reporter = reporter or NullReporter()
     segmenter = Segmenter(load_segmentation_model(model_path), options)
-    cases = gather_cases(inputs, segmenter.model)
+    cases = gather_cases(inputs, segmenter.model, options.allow_outside_paths)
     model_sha256 = sha256_file(model_path)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -43,26 +43,31 @@ class InferenceCase:
         return first if isinstance(first, Path) else first[0].parent
 
 
-def gather_cases(inputs: Sequence[str | Path], model: SegmentationModel) -> list[InferenceCase]:
-    """Cases behind ``inputs`` matched to ``model``'s channels; problems are kept per case."""
+def gather_cases(inputs: Sequence[str | Path], model: SegmentationModel,
+                 allow_outside: bool = False) -> list[InferenceCase]:
+    """Cases behind ``inputs`` matched to ``model``'s channels; problems are kept per case
+    (``allow_outside``: a ``dataset.json`` may name files outside its folder)."""
     cases: list[InferenceCase] = []
     for raw in inputs:
         try:
-            cases.extend(_cases_of(raw, model))
+            cases.extend(_cases_of(raw, model, allow_outside))
         except DataError as exc:
             cases.append(InferenceCase(Path(raw).name or str(raw), (), problem=str(exc)))
     return [_check_modality(case, model) for case in cases]
 
 
-def _cases_of(raw: str | Path, model: SegmentationModel) -> list[InferenceCase]:
+def _cases_of(raw: str | Path, model: SegmentationModel,
+              allow_outside: bool = False) -> list[InferenceCase]:
     sequences = model.sequences
     if model.in_channels > 1 and not sequences:
         raise DataError(f"model expects {model.in_channels} input channels but its header "
                         "names no 'sequences' to choose the files", model.path)
     if len(sequences) <= 1:
-        found = discover_cases([raw], sequence=sequences[0] if sequences else "flair")
+        found = discover_cases([raw], sequence=sequences[0] if sequences else "flair",
+                               allow_outside=allow_outside)
         return [InferenceCase(c.case_id, (_source(c),), c.modality, c.problem) for c in found]
-    per_sequence = {seq: discover_cases([raw], sequence=seq) for seq in sequences}
+    per_sequence = {seq: discover_cases([raw], sequence=seq, allow_outside=allow_outside)
+                    for seq in sequences}
     first = per_sequence[sequences[0]]
     return [_joined(case.case_id, per_sequence, sequences) for case in first]
 

@@ -88,6 +88,7 @@ class SegmentOptions:
     channels_last: bool = True
     streamed: bool = True  # MG U-Net stage by stage in slabs (same result, less memory)
     probabilities: bool = False  # also write the probability (+ TTA disagreement) maps
+    allow_outside_paths: bool = False  # a dataset.json may name files outside its folder
 
     def __post_init__(self) -> None:
         check_choice("label_format", self.label_format, LABEL_FORMATS)

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -34,7 +33,7 @@ import SimpleITK as sitk
 from SARCore.config import check_choice
 from SARCore.errors import DataError
 from SARCore.io.modality import MODALITY_NAMES, modality_code
-from SARCore.io.paths import printable
+from SARCore.io.paths import inside_folder, printable
 
 log = logging.getLogger(__name__)
 
@@ -261,8 +260,8 @@ def _msd_cases(root: Path, allow_outside: bool = False) -> list[CaseSpec]:
                             'each entry needs an "image" path')
         if entry.get("label") is not None and not isinstance(entry["label"], str):
             raise DataError(f"bad training entry {entry!r}: \"label\" must be a path", spec_path)
-        image = _inside(root, entry["image"], spec_path, allow_outside)
-        label = _inside(root, entry["label"], spec_path, allow_outside) \
+        image = inside_folder(root, entry["image"], spec_path, allow_outside, _OUTSIDE_HINT)
+        label = inside_folder(root, entry["label"], spec_path, allow_outside, _OUTSIDE_HINT) \
             if entry.get("label") else None
         case = replace(_image_case(image, label, modality), layout=layout)
         missing = [p for p in (image, label) if p is not None and not p.is_file()]
@@ -272,15 +271,8 @@ def _msd_cases(root: Path, allow_outside: bool = False) -> list[CaseSpec]:
     return cases
 
 
-def _inside(root: Path, name: str, spec_path: Path, allow_outside: bool) -> Path:
-    """``root / name``, refused when it leaves ``root`` (absolute path or ``..``)."""
-    path = root / name
-    parts = Path(os.path.normpath(name)).parts
-    if not allow_outside and (Path(name).is_absolute() or (parts and parts[0] == "..")):
-        raise DataError(f"entry {name!r} points outside the dataset folder", spec_path,
-                        "keep images inside the folder of dataset.json, or allow outside "
-                        "paths explicitly (preprocess --allow-outside-paths)")
-    return path
+_OUTSIDE_HINT = ("keep images inside the folder of dataset.json, or allow outside paths "
+                 "explicitly (--allow-outside-paths)")
 
 
 def _msd_modality(value: object) -> str | None:
