@@ -128,10 +128,11 @@ def test_class_names_without_labels_and_their_source(runs, brats2015_cases, tmp_
     """Without --labels the columns are named by --model's header, else the predictions'
     records, else their .seg.nrrd segments (values only when none exists), and the run
     says which source it used."""
+    from inference_models import header_for
+
     from SARCore.inference.model import SegmentClass
     from SARCore.inference.seg_nrrd import write_seg_nrrd
     from SARCore.models import UNet3D, save_model_file
-    from inference_models import header_for
 
     cases = brats2015_cases[:2]
     pred = tmp_path / "pred"

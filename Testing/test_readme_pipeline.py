@@ -140,6 +140,7 @@ def _wrote_line(result: subprocess.CompletedProcess, verb: str) -> str:
     return lines[-1]
 
 
+@pytest.mark.slow  # about 7 min at load 7 on 2 cores, most of it pre-training and fine-tuning
 def test_block_runs_end_to_end(tmp_path, data_dir) -> None:
     """Every command of the block, in order, in a project root with ../shared/data beside
     it; each step writes what README says and what the next step reads."""
@@ -178,4 +179,32 @@ def test_block_runs_end_to_end(tmp_path, data_dir) -> None:
             assert "| tumor" in result.stdout or "tumor_" in result.stdout, result.stdout
         elif verb == "experiment":
             assert (project / "runs" / "mini" / "report.md").is_file()
+        if verb == "segment":  # evaluate names its columns from this record's classes
+            record = json.loads((work / "seg" / "TCGA-DU-7294.sar.json").read_text("utf-8"))
+            assert record["classes"] == [{"name": "tumor", "label": 1, "source_labels": ">0"}]
     print("seconds per step:", seconds)
+
+
+def test_gitignore_covers_the_folders_readme_writes(parsed) -> None:
+    """``git status`` stays clean after following README: every output root is ignored."""
+    roots = {Path(str(args.out)).parts[0] for _, args in parsed if getattr(args, "out", None)}
+    roots.add("demo_output")  # ./sar.sh demo = experiments/mini.yaml's output
+    assert {"work", "runs"} <= roots
+    for root in sorted(roots):
+        probe = f"{root}/some/file.nii.gz"
+        result = subprocess.run(["git", "check-ignore", "-q", "--no-index", probe], cwd=REPO)
+        assert result.returncode == 0, f"{root}/ is not in .gitignore"
+
+
+def test_architecture_matches_the_code_and_readme() -> None:
+    """ARCHITECTURE.md states array_to_image's real parameters and README's suite size."""
+    import inspect
+
+    from SARCore.io.arrays import array_to_image
+
+    architecture = " ".join((REPO / "docs" / "ARCHITECTURE.md").read_text("utf-8").split())
+    readme = " ".join((REPO / "README.md").read_text("utf-8").split())
+    assert f"array_to_image({', '.join(inspect.signature(array_to_image).parameters)}" \
+        in architecture.replace("=None", "")
+    suite = re.compile(r"about (\d+) tests?\)?,? (?:takes )?(\d+) minutes on a quiet 2-core")
+    assert suite.findall(architecture) and suite.findall(architecture) == suite.findall(readme)
