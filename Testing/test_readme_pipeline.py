@@ -179,7 +179,13 @@ def test_block_runs_end_to_end(tmp_path, data_dir) -> None:
             assert "| tumor" in result.stdout or "tumor_" in result.stdout, result.stdout
         elif verb == "experiment":
             assert (project / "runs" / "mini" / "report.md").is_file()
-        if verb == "segment":  # evaluate names its columns from this record's classes
+        if verb == "segment":  # an empty result is said, and why; a non-empty one is not
+            import SimpleITK as sitk
+
+            label = sitk.ReadImage(str(work / "seg" / "TCGA-DU-7294_label.nii.gz"))
+            empty = not sitk.GetArrayViewFromImage(label).any()
+            assert ("the segmentation is empty" in result.stderr) == empty, result.stderr
+            # evaluate names its columns from this record's classes
             record = json.loads((work / "seg" / "TCGA-DU-7294.sar.json").read_text("utf-8"))
             assert record["classes"] == [{"name": "tumor", "label": 1, "source_labels": ">0"}]
     print("seconds per step:", seconds)
