@@ -117,3 +117,67 @@ def test_one_truth_file_class_names_stdout_tables_and_na_buckets(runs, brats2015
     assert "tumor_S" not in result.stdout and "n/a" in result.stdout
     assert "Method (Dice" not in result.stderr  # logs and tables do not mix
     assert result.stderr.strip().splitlines()[-1].startswith("sar evaluate: wrote ")
+
+
+def _columns(stdout: str) -> list[str]:
+    header = next(line for line in stdout.splitlines() if line.startswith("| Method (Dice"))
+    return [cell.strip() for cell in header.strip("|").split("|")[1:]]
+
+
+def test_class_names_without_labels_and_their_source(runs, brats2015_cases, tmp_path) -> None:
+    """Without --labels the columns are named by --model's header, else the predictions'
+    records, else their .seg.nrrd segments (values only when none exists), and the run
+    says which source it used."""
+    from inference_models import header_for
+
+    from SARCore.inference.model import SegmentClass
+    from SARCore.inference.seg_nrrd import write_seg_nrrd
+    from SARCore.models import UNet3D, save_model_file
+
+    cases = brats2015_cases[:2]
+    pred = tmp_path / "pred"
+    pred.mkdir()
+    for case in cases:
+        (pred / f"{case.name}_label.nii.gz").symlink_to(
+            runs["exact"] / f"{case.name}_label.nii.gz")
+    truth = str(cases[0].parent)
+
+    def evaluate(*extra: str) -> tuple[dict, list[str]]:
+        code, events, stderr = _evaluate("--pred", str(pred), "--truth", truth, *extra)
+        assert code == 0, stderr
+        done = events[-1]
+        return done, sorted({key.rsplit("_", 1)[0] for key in done["dice"]["pred"]})
+
+    done, names = evaluate()  # nothing names the classes: BRATS values 1-4 + whole
+    assert names == ["1", "2", "3", "4", "whole"]
+    assert "label values found in the truth" in done["classes_from"]
+
+    tumor = {"name": "tumor", "label": 1, "source_labels": ">0"}
+    for case in cases:
+        (pred / f"{case.name}.sar.json").write_text(json.dumps({"classes": [tumor]}))
+    done, names = evaluate()
+    assert names == ["tumor"] and "provenance record" in done["classes_from"]
+    assert done["dice"]["pred"]["tumor_all"]["mean"] == pytest.approx(1.0)  # rule >0 used
+
+    (pred / f"{cases[1].name}.sar.json").write_text(json.dumps(
+        {"classes": [{**tumor, "name": "edema"}]}))
+    code, events, _ = _evaluate("--pred", str(pred), "--truth", truth)
+    assert code == 1 and "different models" in events[-1]["message"]
+    assert events[-1]["file"].endswith(f"{cases[1].name}.sar.json")
+
+    for case in cases:
+        (pred / f"{case.name}.sar.json").unlink()
+        labels = sitk.ReadImage(str(pred / f"{case.name}_label.nii.gz"))
+        write_seg_nrrd(pred / f"{case.name}.seg.nrrd", labels,
+                       [SegmentClass("whole_tumor", 1, (1.0, 0.0, 0.0))])
+    done, names = evaluate()
+    assert names == ["whole_tumor"] and "segment names of" in done["classes_from"]
+    assert done["classes_from"].endswith(".seg.nrrd")
+
+    header = header_for(classes=[{"name": "lesion", "label": 1, "color": [1, 0, 0],
+                                  "source_labels": "1|3|4"}])
+    model = save_model_file(tmp_path / "m.sarmodel", UNet3D(1, 1, 8).state_dict(), header)
+    done, names = evaluate("--model", str(model))
+    assert names == ["lesion"] and "model header" in done["classes_from"]
+    # truth mapped by the header's rule: the whole-tumor prediction exceeds values 1|3|4
+    assert done["dice"]["pred"]["lesion_all"]["mean"] < 1.0

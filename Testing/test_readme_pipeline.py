@@ -11,8 +11,12 @@ minutes on a 2-core CPU, which is the demo's job, not the test suite's.
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -98,3 +102,115 @@ def test_experiment_config_loads(parsed) -> None:
         pytest.fail(str(exc))
     assert config.name
     assert (REPO / experiment.data_root).is_dir()
+
+
+#: The only changes the end-to-end run makes to README's commands: options appended to a
+#: verb's command line (argparse keeps the last value), each one documented in README's
+#: "Trying the block in a few minutes" paragraph, which this table must match.
+SHRINK = {
+    "preprocess": ["--spacing", "2", "2", "2"],
+    "cubes": ["--per-volume", "1", "1", "2"],
+    "pretrain": ["--max-steps", "2"],
+    "finetune": ["--max-steps", "2", "--epochs", "1"],
+    "experiment": ["--set", "pretraining.methods=[sar]",
+                   "--set", "pretraining.options.max_steps=2",
+                   "--set", "finetuning.inits=[sar]", "--set", "finetuning.fraction_inits=[]",
+                   "--set", "finetuning.label_fractions=[1.0]",
+                   "--set", "finetuning.trials=1", "--set", "finetuning.max_steps=2"],
+}
+
+
+def test_readme_documents_the_shrink_options() -> None:
+    text = " ".join((REPO / "README.md").read_text(encoding="utf-8").split())
+    for verb, extra in SHRINK.items():
+        assert " ".join(extra) in text, f"README does not document {verb} {' '.join(extra)}"
+
+
+def _sar(project: Path, command: list[str]) -> subprocess.CompletedProcess:
+    """One README command, as written plus its SHRINK options, from the project root."""
+    sar = Path(sys.executable).with_name("sar")
+    program = [str(sar)] if sar.exists() else [sys.executable, "-m", "SARCore"]
+    return subprocess.run([*program, *command[1:], *SHRINK.get(command[1], [])],
+                          cwd=project, capture_output=True, text=True, timeout=900)
+
+
+def _wrote_line(result: subprocess.CompletedProcess, verb: str) -> str:
+    lines = [line for line in result.stderr.splitlines() if line.startswith(f"sar {verb}:")]
+    assert lines, f"no closing 'sar {verb}: wrote ...' line:\n{result.stderr[-2000:]}"
+    return lines[-1]
+
+
+@pytest.mark.slow  # about 7 min at load 7 on 2 cores, most of it pre-training and fine-tuning
+def test_block_runs_end_to_end(tmp_path, data_dir) -> None:
+    """Every command of the block, in order, in a project root with ../shared/data beside
+    it; each step writes what README says and what the next step reads."""
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "experiments").symlink_to(REPO / "experiments")
+    (tmp_path / "shared").mkdir()
+    (tmp_path / "shared" / "data").symlink_to(data_dir)
+    seconds: dict[str, float] = {}
+    for command in readme_commands():
+        verb = command[1]
+        start = time.monotonic()
+        result = _sar(project, command)
+        seconds[f"{verb} {len(seconds)}"] = round(time.monotonic() - start, 1)
+        assert result.returncode == 0, (f"{' '.join(command)} failed:\n{result.stderr[-3000:]}")
+        assert "\r" not in result.stderr  # plain progress lines off a terminal
+        wrote = _wrote_line(result, verb)
+        work = project / "work"
+        if verb == "preprocess":
+            manifest = json.loads((work / "pre" / "manifest.json").read_text(encoding="utf-8"))
+            assert "work/pre" in wrote and manifest
+        elif verb == "cubes":
+            assert (work / "cubes" / "cubes.json").is_file()
+            assert (work / "cubes" / "preview.png").stat().st_size > 0
+        elif verb in ("pretrain", "finetune"):
+            folder = work / ("sar" if verb == "pretrain" else "ft")
+            assert (folder / "model.sarmodel").is_file(), wrote
+        elif verb == "info":
+            assert "sar" in result.stdout and "method" in result.stdout
+        elif verb == "segment":
+            for name in ("TCGA-DU-7294_label.nii.gz", "TCGA-DU-7294.seg.nrrd",
+                         "TCGA-DU-7294.sar.json"):
+                assert (work / "seg" / name).is_file(), name
+        elif verb == "evaluate":
+            assert (work / "eval" / "scores.csv").is_file()
+            assert "| tumor" in result.stdout or "tumor_" in result.stdout, result.stdout
+        elif verb == "experiment":
+            assert (project / "runs" / "mini" / "report.md").is_file()
+        if verb == "segment":  # an empty result is said, and why; a non-empty one is not
+            import SimpleITK as sitk
+
+            label = sitk.ReadImage(str(work / "seg" / "TCGA-DU-7294_label.nii.gz"))
+            empty = not sitk.GetArrayViewFromImage(label).any()
+            assert ("the segmentation is empty" in result.stderr) == empty, result.stderr
+            # evaluate names its columns from this record's classes
+            record = json.loads((work / "seg" / "TCGA-DU-7294.sar.json").read_text("utf-8"))
+            assert record["classes"] == [{"name": "tumor", "label": 1, "source_labels": ">0"}]
+    print("seconds per step:", seconds)
+
+
+def test_gitignore_covers_the_folders_readme_writes(parsed) -> None:
+    """``git status`` stays clean after following README: every output root is ignored."""
+    roots = {Path(str(args.out)).parts[0] for _, args in parsed if getattr(args, "out", None)}
+    roots.add("demo_output")  # ./sar.sh demo = experiments/mini.yaml's output
+    assert {"work", "runs"} <= roots
+    for root in sorted(roots):
+        probe = f"{root}/some/file.nii.gz"
+        result = subprocess.run(["git", "check-ignore", "-q", "--no-index", probe], cwd=REPO)
+        assert result.returncode == 0, f"{root}/ is not in .gitignore"
+
+
+def test_architecture_matches_the_code_and_readme() -> None:
+    """ARCHITECTURE.md states array_to_image's real parameters and README's suite size."""
+    import inspect
+
+    from SARCore.io.arrays import array_to_image
+
+    architecture = " ".join((REPO / "docs" / "ARCHITECTURE.md").read_text("utf-8").split())
+    readme = " ".join((REPO / "README.md").read_text("utf-8").split())
+    assert f"array_to_image({', '.join(inspect.signature(array_to_image).parameters)}" \
+        in architecture.replace("=None", "")
+    suite = re.compile(r"about (\d+) tests?\)?,? (?:takes )?(\d+) minutes on a quiet 2-core")
+    assert suite.findall(architecture) and suite.findall(architecture) == suite.findall(readme)

@@ -23,7 +23,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="classes to score, as finetune --labels writes them and applied "
                              "to prediction and truth alike: 'tumor:>0' (BraTS whole tumor), "
                              "'pancreas:1,tumor:2' (older forms 1 2 and whole=1,2,4 still "
-                             "work) (default: each label value found, plus whole)")
+                             "work) (default: the classes of --model, else of the "
+                             "predictions' <case>.sar.json records or .seg.nrrd segments, else "
+                             "each label value found, plus whole)")
+    parser.add_argument("--model", metavar="FILE",
+                        help="the .sarmodel that made the predictions: its header names the "
+                             "classes and their truth values (used when --labels is not given)")
     add_out(parser, "folder for scores.csv, table2.md/.csv, ttest.md/.csv (default: "
                     "<pred>/evaluation)", required=False, metavar="DIR")
     parser.add_argument("--compare", metavar="DIR2",
@@ -53,13 +58,14 @@ def _method_names(args: argparse.Namespace) -> list[tuple[str, str]]:
 
 
 def run(args: argparse.Namespace, reporter: Reporter) -> int:
-    from SARCore.evaluation.metrics import parse_label_option
     from SARCore.evaluation.report import evaluate_runs, write_report
 
-    groups = parse_label_option(args.labels) if args.labels else None
+    runs = _method_names(args)
+    groups, source = _groups(args, runs)
+    reporter.log(f"class names from {source}")
     scores = {name: evaluate_runs(folder, args.truth, groups, reporter,
                                   args.allow_outside_paths)
-              for name, folder in _method_names(args)}
+              for name, folder in runs}
     out = Path(args.out) if args.out else Path(args.pred) / "evaluation"
     thresholds = tuple(args.size_thresholds) if args.size_thresholds else None
     report = write_report(out, scores, args.size_label, thresholds, welch=args.welch)
@@ -72,11 +78,28 @@ def run(args: argparse.Namespace, reporter: Reporter) -> int:
         reporter.log("\n".join(tables))
     else:
         print("\n".join(tables), flush=True)
-    reporter.done(dice=_cells(report.dice), hd95_mm=_cells(report.hd95),
+    reporter.done(dice=_cells(report.dice), hd95_mm=_cells(report.hd95), classes_from=source,
                   thresholds_ml=list(report.thresholds or ()),
                   files=[str(p) for p in report.files], out=str(out),
                   wrote=f"{len(report.files)} table and score file(s)")
     return 0
+
+
+def _groups(args: argparse.Namespace, runs: list[tuple[str, str]]) -> tuple[list | None, str]:
+    """The label groups to score and where their names came from (said to the user)."""
+    from SARCore.evaluation.classes import named_groups
+    from SARCore.evaluation.folders import prediction_runs
+    from SARCore.evaluation.metrics import parse_label_option
+
+    if args.labels:
+        return parse_label_option(args.labels), "--labels"
+    files = [path for _, folder in runs for found in prediction_runs(folder).values()
+             for path in found.values()]
+    named = named_groups(files, args.model)
+    if named is None:
+        return None, ("the label values found in the truth (no --labels, --model, "
+                      "<case>.sar.json record or .seg.nrrd beside the predictions)")
+    return named
 
 
 def _cells(summary) -> dict:

@@ -27,7 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--modality", type=str.upper, choices=("CT", "MRI"),
                         help="modality of every input (default: from dataset.json, BraTS "
                              "folders, or the preset)")
-    add_sequence(parser, default="flair", extra=", or all (one case per sequence)")
+    add_sequence(parser, default="flair",
+                 extra=", or all; several or all give one case per sequence, named "
+                       "<folder>_<sequence>")
     parser.add_argument("--label-map", nargs="+", metavar="SRC:DST",
                         help="remap label values, e.g. 2:1 4:1 (values not named are kept)")
     add_allow_outside_paths(parser)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy import ndimage
@@ -38,6 +39,10 @@ class LabelGroup:
     name: str
     values: tuple[int, ...]
     rule: str | None = None
+    #: A model's output label value(s) of this class, and that model's classes: the
+    #: prediction is read by its label values, the truth mapped as fine-tuning maps it.
+    outputs: tuple[int, ...] = ()
+    classes: tuple[Any, ...] = ()  # SARCore.finetune.labels.ClassSpec
 
     @classmethod
     def parse(cls, text: str | int) -> LabelGroup:
@@ -56,11 +61,21 @@ class LabelGroup:
         return cls(name.strip(), numbers)
 
     def mask(self, labels: np.ndarray) -> np.ndarray:
+        """The group's voxels in a ground-truth label map."""
+        if self.classes:
+            from SARCore.finetune.labels import map_labels
+
+            return np.isin(map_labels(labels, tuple(self.classes)), self.outputs)
         if self.rule is not None:
             from SARCore.finetune.labels import ClassSpec
 
             return ClassSpec(self.name, 0, self.rule, (0.0, 0.0, 0.0)).select(labels)
         return np.isin(labels, self.values)
+
+
+    def pred_mask(self, labels: np.ndarray) -> np.ndarray:
+        """The group's voxels in a predicted label map (a model's output values)."""
+        return np.isin(labels, self.outputs) if self.outputs else self.mask(labels)
 
 
 def parse_rules(text: str) -> list[LabelGroup]:
@@ -104,7 +119,7 @@ def dice(pred: np.ndarray, truth: np.ndarray,
          labels: Sequence[LabelGroup | int | str] | None = None) -> dict[str, float]:
     """Dice per label group of two label arrays: ``{"1": 0.8, "whole": 0.9}``."""
     groups = as_groups(labels) if labels is not None else default_groups(pred, truth)
-    return {g.name: dice_score(g.mask(pred), g.mask(truth)) for g in groups}
+    return {g.name: dice_score(g.pred_mask(pred), g.mask(truth)) for g in groups}
 
 
 def surface(mask: np.ndarray) -> np.ndarray:
@@ -175,7 +190,7 @@ def score_case(case: str, pred: np.ndarray, truth: np.ndarray, spacing: Sequence
     """Dice, HD95 and volumes of each group for one case (arrays on the same grid)."""
     scores = []
     for group in groups:
-        p, t = group.mask(pred), group.mask(truth)
+        p, t = group.pred_mask(pred), group.mask(truth)
         scores.append(CaseScore(case, group.name, dice_score(p, t), hd95(p, t, spacing),
                                 volume_ml(t, spacing), volume_ml(p, spacing)))
     return scores

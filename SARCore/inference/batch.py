@@ -3,12 +3,13 @@
 Per case: ``<out>/<case_id>_label.nii.gz`` (or ``_label.nrrd``) with exactly the input
 scan's geometry, and ``<out>/<case_id>.seg.nrrd`` (named, colored segments for 3D
 Slicer), and ``<out>/<case_id>.sar.json``, the sha256 of the model file and of every
-input file. A case whose outputs exist is skipped when that record matches the model and
-input given now (rerunning a batch finishes what is missing), and refused (the case
-fails, naming the file) when they came from another model or input, unless ``overwrite``
-is set. All files are written atomically; if the second cannot be written the first is
-removed, so a case has both outputs or neither; a run killed
-between the two leaves one, and a rerun then redoes that case instead of refusing it.
+input file, and the model's classes (read by ``evaluate``). A case whose outputs exist
+is skipped when that record matches the model and input given now (rerunning a batch
+finishes what is missing), and refused (the case fails, naming the file) when they came
+from another model or input, unless ``overwrite`` is set. All files are written
+atomically; if the second cannot be written the first is removed, so a case has both
+outputs or neither; a run killed between the two leaves one, and a rerun then redoes
+that case instead of refusing it.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import torch
 from SARCore.atomic import remove_stale_temporaries, write_json_atomic
 from SARCore.errors import DataError, SARError
 from SARCore.inference.cases import InferenceCase, gather_cases, input_warnings
-from SARCore.inference.model import load_segmentation_model
+from SARCore.inference.model import SegmentationModel, load_segmentation_model
 from SARCore.inference.seg_nrrd import write_seg_nrrd
 from SARCore.inference.segment import Progress, Segmenter, SegmentOptions
 from SARCore.inference.uncertainty import segment_with_confidence
@@ -76,6 +77,16 @@ def provenance(case: InferenceCase, model_sha256: str) -> dict[str, Any]:
     """What made a case's outputs: the model file's and each input's sha256."""
     return {"model_sha256": model_sha256,
             "inputs_sha256": [sha256_files(source_files(s)) for s in case.sources]}
+
+
+def recorded_classes(model: SegmentationModel) -> list[dict[str, Any]]:
+    """The classes in a case's record (name, label value, truth rule), so ``evaluate``
+    can name its columns and map the truth without the model file."""
+    rules = {int(c.get("label", i)): c.get("source_labels")
+             for i, c in enumerate(model.header.get("classes") or [], start=1)
+             if isinstance(c, dict)}
+    return [{"name": c.name, "label": c.label, "source_labels": rules.get(c.label)}
+            for c in model.classes]
 
 
 def segment_cases(inputs: Sequence[str | Path], model_path: str | Path, out_dir: str | Path,
@@ -166,6 +177,8 @@ def _already_done(label_path: Path, seg_path: Path, made_by: dict[str, Any]) -> 
     except (OSError, ValueError):
         recorded = None
     outputs = recorded.pop("outputs_sha256", None) if isinstance(recorded, dict) else None
+    if isinstance(recorded, dict):  # the model's, so covered by its checksum
+        recorded.pop("classes", None)
     if recorded == made_by and len(existing) == 2:
         if outputs == {p.name: sha256_file(p) for p in (label_path, seg_path)}:
             return True
@@ -210,7 +223,8 @@ def _write_case(case: InferenceCase, segmenter: Segmenter, out: Path, options: S
         label_path.unlink(missing_ok=True)
         raise
     write_json_atomic(record_path(label_path), {
-        **made_by, "outputs_sha256": {p.name: sha256_file(p) for p in (label_path, seg_path)}})
+        **made_by, "classes": recorded_classes(segmenter.model),
+        "outputs_sha256": {p.name: sha256_file(p) for p in (label_path, seg_path)}})
     return not bool(sitk.GetArrayViewFromImage(labels).any())
 
 

@@ -6,8 +6,9 @@ Every input path becomes zero or more :class:`CaseSpec` (one image, maybe a labe
 * a folder with ``dataset.json``: the MSD layout, one case per ``"training"`` entry;
 * a BraTS case folder (files named by sequence, each sequence once: ``*flair*``/``*t2f*``/
   ``*fla*``, ``*t1c*``/``*t1ce*``/``*t1gd*``, ``*t1n*``/``*_t1.*``, ``*t2w*``/``*_t2.*``, a label
-  ``*seg*``/``*OTMultiClass*``/``*label*``): one case for the chosen sequence
-  (``sequence="all"`` gives one case per sequence, as the paper's Table 1 counts BraTS);
+  ``*seg*``/``*OTMultiClass*``/``*label*``): one case for the chosen sequence, or one per
+  sequence for several (``"flair,t1c"``) or ``"all"`` (as the paper's Table 1 counts
+  BraTS), then named ``<folder>_<sequence>``;
   a ``*brainmask*`` file is not a label but the case's brain mask (the ``brats`` z-score's
   region);
 * a folder holding a DICOM series: one case per series;
@@ -31,7 +32,7 @@ from pathlib import Path
 import SimpleITK as sitk
 
 from SARCore.config import check_choice
-from SARCore.errors import DataError
+from SARCore.errors import ConfigError, DataError
 from SARCore.io.modality import MODALITY_NAMES, modality_code
 from SARCore.io.paths import inside_folder, printable
 
@@ -77,14 +78,14 @@ def discover_cases(inputs: Sequence[str | Path], sequence: str = "flair",
     ``allow_outside`` lets a ``dataset.json`` name files outside its own folder (absolute
     paths, ``..``); by default they are refused, so a dataset cannot reach other files.
     """
-    check_choice("sequence", sequence, SEQUENCES)
+    wanted = sequence_list(sequence)
     forced = MODALITY_NAMES[modality_code(modality)] if modality else None
     cases: list[CaseSpec] = []
     for raw in inputs:
         path = Path(raw).expanduser()
         if not path.exists():
             raise DataError("input not found", path)
-        found = [_image_case(path)] if path.is_file() else _folder_cases(path, sequence, 0,
+        found = [_image_case(path)] if path.is_file() else _folder_cases(path, wanted, 0,
                                                                          allow_outside)
         if not found:
             raise DataError("no images found", path,
@@ -94,6 +95,25 @@ def discover_cases(inputs: Sequence[str | Path], sequence: str = "flair",
     if forced:
         cases = [replace(c, modality=forced) for c in cases]
     return _unique_ids(cases)
+
+
+def sequence_list(sequence: str) -> tuple[str, ...]:
+    """``"flair"`` -> ``("flair",)``, ``"flair,t1c"`` -> both, ``"all"`` -> ``()`` (every
+    sequence a folder has); BraTS 2023 names (``t2f``) map to the engine's (``flair``), as
+    ``--sequence`` does. An unknown name, a repeat or ``all`` in a list is a ConfigError."""
+    parts = [p.strip().lower() for p in str(sequence).split(",") if p.strip()]
+    if parts == ["all"]:
+        return ()
+    if not parts or "all" in parts:
+        raise ConfigError(f"sequence must be one name, several joined by commas, or all; "
+                          f"not {sequence!r}")
+    aliases = {token: name for name, tokens in SEQUENCE_TOKENS.items() for token in tokens}
+    for part in parts:
+        check_choice("sequence", part, (*SEQUENCES[:-1], *sorted(set(aliases) - set(SEQUENCES))))
+    parts = [aliases.get(part, part) for part in parts]
+    if len(set(parts)) != len(parts):
+        raise ConfigError(f"sequence {sequence!r} names a sequence twice")
+    return tuple(parts)
 
 
 def name_tokens(path: Path) -> list[str]:
@@ -130,7 +150,7 @@ def _is_utf8(path: Path) -> bool:
     return True
 
 
-def _folder_cases(folder: Path, sequence: str, depth: int,
+def _folder_cases(folder: Path, sequence: tuple[str, ...], depth: int,
                   allow_outside: bool = False) -> list[CaseSpec]:
     if not _is_utf8(folder):  # ITK aborts the process on such a name: one failed case
         return [CaseSpec(printable(folder.name), (folder,), problem=f"{printable(folder)}: "
@@ -174,7 +194,8 @@ def _is_label_name(path: Path) -> bool:
     return bool(set(name_tokens(path)) & LABEL_TOKENS) and not _is_skipped(path)
 
 
-def _brats_cases(folder: Path, images: list[Path], sequence: str) -> list[CaseSpec]:
+def _brats_cases(folder: Path, images: list[Path], sequence: tuple[str, ...]
+                 ) -> list[CaseSpec]:
     labels = [p for p in images if _is_label_name(p)]
     if len(labels) > 1:
         log.warning("%s: several label files, using %s", folder, labels[0].name)
@@ -186,10 +207,10 @@ def _brats_cases(folder: Path, images: list[Path], sequence: str) -> list[CaseSp
         seq = _sequence_of(path)
         if seq and seq not in by_sequence:
             by_sequence[seq] = path
-    wanted = list(by_sequence) if sequence == "all" else [sequence]
+    wanted = sequence or tuple(by_sequence)  # () = all
     cases = []
     for seq in wanted:
-        case_id = folder.name if sequence != "all" else f"{folder.name}_{seq}"
+        case_id = folder.name if len(sequence) == 1 else f"{folder.name}_{seq}"
         if seq in by_sequence:
             cases.append(CaseSpec(case_id, (by_sequence[seq],), label, "MRI",
                                   brain_mask=brain_mask, layout="brats"))
