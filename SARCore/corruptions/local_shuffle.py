@@ -165,7 +165,8 @@ def sample_shuffle_params(shape: tuple[int, ...], prob: float, blocks: int,
     span = torch.tensor(spatial, dtype=torch.int32, device=rng.device) - size
     origin = rng.below(span.add_(1))
     draw = order.int()
-    sample, rank = chosen[draw // blocks], draw.remainder_(blocks)
+    which = draw // blocks
+    sample, rank = chosen[which], draw.sub_(which * blocks)  # remainder, without a division
     counts = torch.bincount(codes, minlength=count)
     if pool == 0:
         perm, base = _draw_rows(counts, shapes.volume, rng)
