@@ -50,10 +50,30 @@ def sample_flip_params(batch_size: int, prob: float, max_flips: int, rng: Random
 
 
 def apply_flip(batch: Tensor, params: FlipParams) -> Tensor:
-    """Flipped copy of ``batch (B, C, X, Y, Z)``; the input is left untouched."""
+    """Flipped copy of ``batch (B, C, X, Y, Z)``; the input is left untouched.
+
+    On a CPU one ``flip`` copy per sample (the parity read costs nothing there);
+    elsewhere one gather over the batch whose per-axis indices run backwards where the
+    parity says, so nothing is read back to the host."""
+    if batch.device.type != "cpu":
+        return _gather_flipped(batch, params.axis_parity().to(batch.device))
     out = empty_like_batch(batch)
     parity = params.axis_parity().tolist()
     for index, flips in enumerate(parity):
         dims = [axis + 1 for axis, odd in enumerate(flips) if odd]  # a sample is (C, X, Y, Z)
         out[index] = batch[index].flip(dims) if dims else batch[index]
     return out
+
+
+def _gather_flipped(batch: Tensor, parity: Tensor) -> Tensor:
+    """``batch`` read through per-sample axis indices (reversed where ``parity (B, 3)``)."""
+    sizes, device = batch.shape, batch.device
+    index = [torch.arange(sizes[0], device=device).view(-1, 1, 1, 1, 1),
+             torch.arange(sizes[1], device=device).view(1, -1, 1, 1, 1)]
+    for axis in range(SPATIAL_AXES):
+        n = sizes[axis + 2]
+        pos = torch.arange(n, device=device)
+        view = [sizes[0], 1, 1, 1, 1]
+        view[axis + 2] = n
+        index.append(torch.where(parity[:, axis, None], n - 1 - pos, pos).view(view))
+    return batch[tuple(index)]

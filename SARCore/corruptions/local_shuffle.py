@@ -31,6 +31,16 @@ sample, so that a few cubes' blocks of one class are one ``(blocks, width)`` ten
 overlaps are resolved a few cubes at a time while their keys stay in cache. A pool's
 permutations become small per-shape tables (cached layout, one row per pool entry);
 one permutation per block becomes one table row per block.
+
+**Devices** (no host reads). The layout above needs counts read back (how many blocks
+per class, which samples are shuffled); on a CPU tensor that costs nothing, on a GPU
+each read stalls the queue. So a torch-backend sampler (a generator off the CPU, see
+:mod:`.rng`) draws blocks for *every* sample (those of samples whose ``apply`` flag is
+False are ignored) and a pool for *every* block shape, all shapes fixed by the batch
+shape; and :func:`scatter_shuffle`, which :func:`apply_shuffle` runs for tensors off
+the CPU, pads every block to the largest shape instead of width classes. Both give the
+same result for the same parameters (tested); a CUDA generator's stream differs from
+the NumPy one anyway, and the law is MG's (with the pool's sharing) as above.
 """
 
 from __future__ import annotations
@@ -58,6 +68,9 @@ from SARCore.corruptions.shuffle_tables import (
 BLOCK_DIVISOR = 10
 #: Cubes resolved together: their keys (512 KB each for 64x64x32) stay in cache.
 CUBES_PER_STEP = 2
+#: Block voxels :func:`scatter_shuffle` handles per step (int64 keys and destinations:
+#: about 100 MB of temporaries).
+SCATTER_ENTRIES = 1 << 22
 
 
 def max_block_sides(spatial: tuple[int, ...]) -> tuple[int, ...]:
@@ -79,7 +92,8 @@ class ShuffleParams(TensorParams):
     ``perm_start (M,)``: block m's voxel at local index l receives the original voxel at
     local index ``perm[perm_start[m] + l]``. Blocks may share entries (permutation
     pool). Without ``perm_start`` the blocks' permutations follow each other in block
-    order. Any integer dtypes are accepted; the sampler gives int32.
+    order. Blocks of samples whose ``apply`` flag is False are ignored. Any integer
+    dtypes are accepted; the sampler gives int32.
     """
 
     apply: Tensor
@@ -139,6 +153,8 @@ def sample_shuffle_params(shape: tuple[int, ...], prob: float, blocks: int,
         raise ValueError(f"pool must be 0 or a positive number of permutations, not {pool}")
     batch_size, spatial = shape[0], tuple(shape[2:])
     shapes = block_shapes(max_block_sides(spatial), spatial, rng.device)
+    if not rng.uses_numpy:
+        return _sample_fixed_layout(batch_size, spatial, prob, blocks, rng, pool, shapes)
     count = shapes.volume.numel()
     apply = rng.uniform(batch_size) < prob
     chosen = apply.nonzero().squeeze(1).int()
@@ -149,7 +165,8 @@ def sample_shuffle_params(shape: tuple[int, ...], prob: float, blocks: int,
     span = torch.tensor(spatial, dtype=torch.int32, device=rng.device) - size
     origin = rng.below(span.add_(1))
     draw = order.int()
-    sample, rank = chosen[draw // blocks], draw.remainder_(blocks)
+    which = draw // blocks
+    sample, rank = chosen[which], draw.sub_(which * blocks)  # remainder, without a division
     counts = torch.bincount(codes, minlength=count)
     if pool == 0:
         perm, base = _draw_rows(counts, shapes.volume, rng)
@@ -163,6 +180,42 @@ def sample_shuffle_params(shape: tuple[int, ...], prob: float, blocks: int,
     return ShuffleParams(apply, sample, origin, size, rank, perm, perm_start)
 
 
+def _sample_fixed_layout(batch_size: int, spatial: tuple[int, ...], prob: float, blocks: int,
+                         rng: RandomSource, pool: int, shapes: BlockShapes) -> ShuffleParams:
+    """The torch backend's draw: every tensor's size follows from the arguments alone, so
+    nothing is read back from the device (see the module docstring). Blocks are stored
+    by sample, then draw order; ``pool = 0`` draws each block's permutation as the
+    argsort of keys over the largest block, keys beyond the block's volume set above 1."""
+    device, count = rng.device, shapes.volume.numel()
+    apply = rng.uniform(batch_size) < prob
+    codes = rng.integers(0, count - 1, batch_size * blocks)
+    size = shapes.sides.index_select(0, codes)
+    span = torch.tensor(spatial, dtype=torch.int32, device=device) - size
+    origin = rng.below(span.add_(1))
+    draw = torch.arange(batch_size * blocks, dtype=torch.int32, device=device)
+    sample, rank = draw // blocks, draw.remainder(blocks)
+    volume = shapes.volume.index_select(0, codes)
+    if pool == 0:
+        widest = max(shapes.volumes)
+        keys = rng.uniform(codes.numel(), widest)
+        lanes = torch.arange(widest, device=device)
+        keys.masked_fill_(lanes >= volume[:, None], 2.0)
+        perm = keys.argsort(dim=1).int().view(-1)
+        perm_start = draw.to(torch.int64 if perm.numel() >= 1 << 31 else torch.int32) * widest
+        return ShuffleParams(apply, sample, origin, size, rank, perm, perm_start)
+    base, perm = [], []
+    for n in sorted(set(shapes.volumes)):  # every shape gets its pool, one draw per volume
+        members = [code for code, v in enumerate(shapes.volumes) if v == n]
+        drawn = rng.permutations(pool * len(members), n).view(-1)
+        start = sum(p.numel() for p in perm)
+        base += [(code, start + i * pool * n) for i, code in enumerate(members)]
+        perm.append(drawn)
+    starts = torch.tensor([b for _, b in sorted(base)], dtype=torch.int32, device=device)
+    row = rng.integers(0, pool - 1, codes.numel(), dtype=torch.int32)
+    perm_start = volume.int().mul_(row).add_(starts.index_select(0, codes))
+    return ShuffleParams(apply, sample, origin, size, rank, torch.cat(perm), perm_start)
+
+
 def _check_blocks(params: ShuffleParams, spatial: tuple[int, ...]) -> None:
     """Blocks inside the cube, non-negative ranks, only in samples that are shuffled."""
     if params.size.shape[0] == 0:
@@ -173,8 +226,15 @@ def _check_blocks(params: ShuffleParams, spatial: tuple[int, ...]) -> None:
         raise ValueError(f"shuffle blocks must lie inside the {tuple(spatial)} cube")
     if int(params.rank.amin()) < 0:
         raise ValueError("shuffle ranks must be non-negative")
-    if not bool(params.apply[params.sample].all()):
-        raise ValueError("shuffle blocks belong to samples whose apply flag is False")
+
+
+def _used_blocks(params: ShuffleParams) -> ShuffleParams:
+    """Only the blocks of samples that are shuffled (host path: reads the flags)."""
+    used = params.apply.index_select(0, params.sample.long())
+    if bool(used.all()):
+        return params
+    fields = ("sample", "origin", "size", "rank", "perm_start")
+    return dataclasses.replace(params, **{name: getattr(params, name)[used] for name in fields})
 
 
 def _check_permutations(perm: Tensor, perm_start: Tensor, volume: Tensor) -> None:
@@ -305,12 +365,54 @@ def _resolve(plan: _Plan) -> Iterator[tuple[int, Tensor]]:
         yield step * CUBES_PER_STEP, keys.bitwise_and_((1 << plan.bits) - 1)
 
 
+def scatter_shuffle(batch: Tensor, params: ShuffleParams) -> Tensor:
+    """:func:`apply_shuffle` without reading anything back to the host: every block is
+    padded to the largest shape ``max_block_sides`` allows (padded lanes repeat lane 0,
+    as in the class tables), and all cubes' keys are resolved by one ``scatter_reduce``
+    per step of :data:`SCATTER_ENTRIES` block voxels. Blocks are not validated (that
+    needs their values on the host); :func:`apply_shuffle` checks them on a CPU."""
+    params = params.to(batch.device)
+    spatial = tuple(batch.shape[2:])
+    batch_size, channels, device = batch.shape[0], batch.shape[1], batch.device
+    volume = spatial[0] * spatial[1] * spatial[2]
+    bits = max(volume - 1, 1).bit_length()
+    shapes = block_shapes(max_block_sides(spatial), spatial, device)  # type: ignore[arg-type]
+    widest = max(shapes.volumes)
+    keys = torch.arange(volume, device=device).repeat(batch_size)
+    lanes = torch.arange(widest, device=device)
+    step = max(1, SCATTER_ENTRIES // widest)
+    for first in range(0, params.size.shape[0], step):
+        part = slice(first, first + step)
+        codes = shapes.codes(params.size[part])
+        lane = torch.where(lanes < shapes.volume.index_select(0, codes)[:, None], lanes, 0)
+        shift = shapes.offset_start.index_select(0, codes)[:, None]
+        local = params.perm.index_select(0, (params.perm_start[part, None].long() + lane)
+                                         .view(-1)).view(lane.shape)
+        source = shapes.offsets.index_select(0, (local + shift).view(-1)).view(lane.shape)
+        corner = weighted_sum(params.origin[part], (spatial[1] * spatial[2], spatial[2], 1),
+                              volume)
+        sample = params.sample[part].long()
+        base = (params.rank[part].long() + 1).bitwise_left_shift_(bits).add_(corner)
+        base.masked_fill_(~params.apply.index_select(0, sample), -(1 << 62))  # never wins
+        dest = shapes.offsets.index_select(0, (lane + shift).view(-1)).view(lane.shape)
+        dest = dest.long().add_((sample * volume + corner)[:, None])
+        keys.scatter_reduce_(0, dest.view(-1), source.long().add_(base[:, None]).view(-1),
+                             "amax")
+    sources = keys.bitwise_and_((1 << bits) - 1).view(batch_size, 1, volume)
+    return batch.reshape(batch_size, channels, volume).gather(
+        2, sources.expand(-1, channels, -1)).view(batch.shape)
+
+
 def apply_shuffle(batch: Tensor, params: ShuffleParams) -> Tensor:
     """Copy of ``batch (B, C, X, Y, Z)`` with the blocks of ``params`` shuffled (every
-    channel alike); each shuffled cube is gathered straight into the output."""
+    channel alike); each shuffled cube is gathered straight into the output. Off the
+    CPU this is :func:`scatter_shuffle` (no host reads)."""
+    if batch.device.type != "cpu":
+        return scatter_shuffle(batch, params)
     params = params.to(batch.device)
     spatial = tuple(batch.shape[2:])
     _check_blocks(params, spatial)
+    params = _used_blocks(params)
     out = empty_like_batch(batch)
     chosen = params.apply.nonzero().squeeze(1).tolist() if params.size.shape[0] else []
     shuffled = set(chosen)

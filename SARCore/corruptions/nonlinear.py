@@ -69,37 +69,39 @@ def bezier_table(controls: Tensor, invert: Tensor, points: int) -> tuple[Tensor,
 
 
 def grid_values(xs: Tensor, ys: Tensor, cells: int) -> Tensor:
-    """``np.interp(i / cells, xs, ys)`` for ``i = 0..cells``, float32 ``(cells + 1,)``.
+    """``np.interp(i / cells, xs, ys)`` for ``i = 0..cells``, float32 ``(R, cells + 1)``
+    for the ``R`` rows of ``xs, ys (R, points)``.
 
     ``xs`` ascending in [0, 1]. The bracketing table index of every grid point comes from
     a histogram of the table over the grid (a cumulative count), not a binary search.
-    Every temporary is 4 bytes per grid point (64 KB for 16,384 cells), small enough for
-    the allocator to recycle without new pages.
+    Every temporary is 4-8 bytes per grid point and row (64-128 KB for 16,384 cells),
+    small enough for the allocator to recycle without new pages.
     """
-    points = xs.numel()
+    rows, points = xs.shape
     first_grid = torch.ceil(xs * cells).long().clamp_(0, cells + 1)
-    hist = torch.zeros(cells + 2, dtype=torch.int32, device=xs.device)
-    hist.scatter_add_(0, first_grid, torch.ones_like(first_grid, dtype=torch.int32))
-    upper = hist[:cells + 1].cumsum(0, dtype=torch.int32).clamp_(1, points - 1)
+    hist = torch.zeros(rows, cells + 2, dtype=torch.int32, device=xs.device)
+    hist.scatter_add_(1, first_grid, torch.ones_like(first_grid, dtype=torch.int32))
+    upper = hist[:, :cells + 1].cumsum(1, dtype=torch.int32).clamp_(1, points - 1).long()
     lower = upper - 1
-    x0, y0 = xs.index_select(0, lower), ys.index_select(0, lower)
-    run = xs.index_select(0, upper).sub_(x0).clamp_min_(1e-12)
-    rise = ys.index_select(0, upper).sub_(y0)
+    x0, y0 = xs.gather(1, lower), ys.gather(1, lower)
+    run = xs.gather(1, upper).sub_(x0).clamp_min_(1e-12)
+    rise = ys.gather(1, upper).sub_(y0)
     frac = torch.sub(_grid(cells, xs.device)[1], x0).div_(run).clamp_(0, 1)
     return torch.addcmul(y0, frac, rise)
 
 
 def line_pieces(xs: Tensor, ys: Tensor, out: Tensor | None = None) -> Tensor:
-    """Line pieces of one curve table on the uniform grid, ``(LUT_CELLS + 1, 2)`` float32
-    pairs ``(intercept, slope)`` (written into ``out`` when given): in cell
-    ``i = floor(x * LUT_CELLS)``, ``y = intercept + slope * x * LUT_CELLS``. The extra
-    last cell (x = 1) is constant."""
+    """Line pieces of the curve tables ``xs, ys (R, points)`` on the uniform grid,
+    ``(R, LUT_CELLS + 1, 2)`` float32 pairs ``(intercept, slope)`` (written into ``out``
+    when given): in cell ``i = floor(x * LUT_CELLS)``, ``y = intercept + slope * x *
+    LUT_CELLS``. The extra last cell (x = 1) is constant."""
     values = grid_values(xs, ys, LUT_CELLS)
     if out is None:
-        out = torch.empty(LUT_CELLS + 1, 2, dtype=torch.float32, device=values.device)
-    slope, intercept = out[:, 1], out[:, 0]
-    torch.sub(values[1:], values[:-1], out=slope[:-1])
-    slope[-1] = 0
+        out = torch.empty(xs.shape[0], LUT_CELLS + 1, 2, dtype=torch.float32,
+                          device=values.device)
+    slope, intercept = out[..., 1], out[..., 0]
+    torch.sub(values[:, 1:], values[:, :-1], out=slope[:, :-1])
+    slope[:, -1] = 0
     torch.addcmul(values, _grid(LUT_CELLS, values.device)[0], slope, value=-1, out=intercept)
     return out
 
@@ -115,13 +117,17 @@ def apply_nonlinear(batch: Tensor, params: NonlinearParams, points: int = 1000,
                     inplace: bool = False) -> Tensor:
     """``batch (B, C, X, Y, Z)`` in [0, 1] with each chosen sample's curve applied.
 
-    Sample by sample: a cube's table is built and stays in cache while its voxels are
-    looked up (one 4-byte index and one 8-byte (intercept, slope) lookup per voxel),
-    through scratch buffers reused across samples.
+    On a CPU sample by sample: a cube's table is built and stays in cache while its
+    voxels are looked up (one 4-byte index and one 8-byte (intercept, slope) lookup per
+    voxel), through scratch buffers reused across samples. Elsewhere every sample's
+    table at once and one lookup over the batch, kept where ``apply`` says (no host
+    reads); the arithmetic per voxel is the same.
     Returns a new tensor unless ``inplace``, which overwrites ``batch``.
     """
     params = params.to(batch.device)
     out = batch if inplace else batch.clone()
+    if batch.device.type != "cpu":
+        return _map_all(out, params, points)
     chosen = params.apply.nonzero().squeeze(1)
     if chosen.numel() == 0:
         return out
@@ -131,10 +137,10 @@ def apply_nonlinear(batch: Tensor, params: NonlinearParams, points: int = 1000,
     cell = torch.empty(voxels, dtype=torch.int32, device=batch.device)
     line = torch.empty(voxels, dtype=torch.float64, device=batch.device)
     scratch = torch.empty(voxels, dtype=torch.float32, device=batch.device)
-    lut = torch.empty(LUT_CELLS + 1, 2, dtype=torch.float32, device=batch.device)
-    pairs = lut.view(torch.float64).squeeze(1)
+    lut = torch.empty(1, LUT_CELLS + 1, 2, dtype=torch.float32, device=batch.device)
+    pairs = lut.view(torch.float64).view(-1)
     for slot, index in enumerate(chosen.tolist()):
-        line_pieces(xs[slot], ys[slot], out=lut)
+        line_pieces(xs[slot:slot + 1], ys[slot:slot + 1], out=lut)
         direct = out.dtype == torch.float32 and out[index].is_contiguous()
         target = out[index].view(-1) if direct else scratch
         torch.mul(out[index].reshape(-1), LUT_CELLS, out=pos)
@@ -145,3 +151,17 @@ def apply_nonlinear(batch: Tensor, params: NonlinearParams, points: int = 1000,
         if not direct:
             out[index] = target.view(out[index].shape).to(out.dtype)
     return out
+
+
+def _map_all(out: Tensor, params: NonlinearParams, points: int) -> Tensor:
+    """Device path of :func:`apply_nonlinear`: all tables, one lookup, one ``where``."""
+    batch_size = out.shape[0]
+    xs, ys = bezier_table(params.controls, params.invert, points)
+    pairs = line_pieces(xs, ys).view(torch.float64).view(-1)
+    pos = torch.mul(out.reshape(batch_size, -1), LUT_CELLS).float()  # as the CPU loop
+    cell = pos.long()  # truncation = floor for values >= 0
+    cell += torch.arange(batch_size, device=out.device)[:, None] * (LUT_CELLS + 1)
+    halves = pairs.index_select(0, cell.view(-1)).view(torch.float32).view(*pos.shape, 2)
+    mapped = torch.addcmul(halves[..., 0], pos, halves[..., 1]).clamp_(0, 1)
+    keep = params.apply.view(-1, *([1] * (out.ndim - 1)))
+    return out.copy_(torch.where(keep, mapped.view(out.shape).to(out.dtype), out))

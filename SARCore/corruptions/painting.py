@@ -13,6 +13,12 @@ union of its boxes. The parameters carry ``noise (P, C, X, Y, Z)`` for the P pai
 samples (batch order): the whole cube for outer painting; for inner painting only the
 boxes are drawn (zeros elsewhere, never read), and boxes take the noise at their own
 position.
+
+Devices (no host reads): P and the boxes are known only after reading the draws back,
+so the torch backend (a generator off the CPU) draws ``noise (B, C, X, Y, Z)``, a whole
+cube for every sample, and off the CPU :func:`apply_paint` builds each sample's box
+union as a mask and selects noise or original with one ``where``. The law of the
+painted values is the same; only which uniforms are drawn differs.
 """
 
 from __future__ import annotations
@@ -108,7 +114,10 @@ def sample_paint_params(shape: tuple[int, ...], paint_prob: float, outer_prob: f
 def _draw_noise(mode: Tensor, lower: Tensor, upper: Tensor, valid: Tensor,
                 sample_shape: tuple[int, ...], rng: RandomSource) -> Tensor:
     """``(P, C, X, Y, Z)`` noise of the painted samples: the whole cube for outer
-    painting, only the boxes for inner painting (zeros elsewhere, never read)."""
+    painting, only the boxes for inner painting (zeros elsewhere, never read). The
+    torch backend draws ``(B, C, X, Y, Z)`` whole cubes instead (module docstring)."""
+    if not rng.uses_numpy:
+        return rng.uniform(mode.shape[0], *sample_shape)
     modes = mode.tolist()
     painted = [index for index, m in enumerate(modes) if m != NONE]
     noise = empty_batch((len(painted), *sample_shape), torch.float32, rng.device)
@@ -138,14 +147,19 @@ def apply_paint(batch: Tensor, params: PaintParams, inplace: bool = False) -> Te
     """
     params = params.to(batch.device)
     out = batch if inplace else batch.clone()
+    if batch.device.type != "cpu":
+        return _paint_masked(out, params)
     chosen = (params.mode != NONE).nonzero().squeeze(1)
-    if params.noise.shape[0] != chosen.numel() or params.noise.shape[1:] != batch.shape[1:]:
+    every = params.noise.shape[0] == batch.shape[0]  # one noise cube per sample
+    if not (every or params.noise.shape[0] == chosen.numel()) or (
+            params.noise.shape[1:] != batch.shape[1:]):
         raise ValueError(f"paint parameters carry noise of shape {tuple(params.noise.shape)} "
                          f"for {chosen.numel()} painted samples of shape {tuple(batch.shape[1:])}")
     modes, valid = params.mode.tolist(), params.valid.tolist()
     lower, upper = params.lower.tolist(), params.upper.tolist()
     noise = params.noise.to(batch.dtype)
     for slot, index in enumerate(chosen.tolist()):
+        slot = index if every else slot
         used = [k for k, keep in enumerate(valid[index]) if keep]
         boxes = _box_slices([lower[index][k] for k in used], [upper[index][k] for k in used])
         cube = out[index]
@@ -158,3 +172,30 @@ def apply_paint(batch: Tensor, params: PaintParams, inplace: bool = False) -> Te
             for box, original in zip(boxes, kept):
                 cube[box] = original
     return out
+
+
+def box_union(lower: Tensor, upper: Tensor, valid: Tensor, spatial: tuple[int, ...]) -> Tensor:
+    """``(B, X, Y, Z)`` bool: inside any valid box of the sample (one product of per-axis
+    interval masks per box, no host reads)."""
+    masks = []
+    for axis, dim in enumerate(spatial):
+        pos = torch.arange(dim, device=lower.device)
+        mask = (lower[:, :, axis, None] <= pos) & (pos < upper[:, :, axis, None])  # (B, K, n)
+        shape = [mask.shape[0], mask.shape[1], 1, 1, 1]
+        shape[axis + 2] = dim
+        masks.append(mask.view(shape))
+    return (masks[0] & masks[1] & masks[2] & valid[:, :, None, None, None]).any(dim=1)
+
+
+def _paint_masked(out: Tensor, params: PaintParams) -> Tensor:
+    """Device path of :func:`apply_paint`: noise where it belongs, selected by masks."""
+    mode = params.mode
+    batch_size = out.shape[0]
+    noise = params.noise
+    if noise.shape[0] != batch_size:  # one row per painted sample: spread to the batch
+        slot = torch.cumsum(mode != NONE, 0).sub_(1).clamp_(min=0)
+        noise = noise.index_select(0, slot)
+    inside = box_union(params.lower, params.upper, params.valid, tuple(out.shape[2:]))
+    painted = torch.where((mode == INNER)[:, None, None, None], inside, ~inside)
+    painted &= (mode != NONE)[:, None, None, None]
+    return out.copy_(torch.where(painted[:, None], noise.to(out.dtype), out))

@@ -64,7 +64,9 @@ class BlockShapes:
     ``row_of (G,)`` int32 the shape's row in its class's ``dest`` table; ``widths`` and
     ``class_shapes`` (the shape numbers) per class; ``dest`` per
     class ``(shapes, width)`` int32 flat offsets, padded with 0 (the corner);
-    ``offsets`` all shapes' offsets concatenated, ``offset_start (G,)`` where each begins.
+    ``offsets`` all shapes' offsets concatenated, ``offset_start (G,)`` where each begins;
+    ``volumes`` the shapes' volumes as Python ints (read on construction, so samplers
+    on a GPU need not read ``volume`` back).
     """
 
     largest: tuple[int, int, int]
@@ -78,6 +80,7 @@ class BlockShapes:
     dest: tuple[Tensor, ...]
     offsets: Tensor
     offset_start: Tensor
+    volumes: tuple[int, ...]
 
     def codes(self, size: Tensor) -> Tensor:
         """int64 shape number of each row of ``size (M, 3)`` (sides 1..largest)."""
@@ -122,7 +125,7 @@ def block_shapes(largest: tuple[int, int, int], spatial: tuple[int, int, int],
     offset_start = torch.cumsum(volume, 0) - volume
     return BlockShapes(largest, spatial, sides.to(device), volume.to(device), class_of.to(device),
                        row_of.to(device), widths, tuple(class_shapes), tuple(dest),
-                       offsets.to(device), offset_start.to(device))
+                       offsets.to(device), offset_start.to(device), tuple(volume.tolist()))
 
 
 def permutation_rows(codes: Tensor, perm_start: Tensor, volume: Tensor, shape_count: int
