@@ -48,8 +48,8 @@ import SimpleITK as sitk
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
 DATA = Path(os.environ.get("SAR_DATA", REPO.parent / "shared" / "data"))
-BRATS = DATA / "brats2015"
 CHEST_CT = DATA / "ct" / "chest_ct" / "chest_ct_256x256x141.nii.gz"
 #: Default width divisor: about 10 minutes for the whole bench on 2 quiet cores.
 DEFAULT_DIVISOR = 4
@@ -148,7 +148,7 @@ def resampled(image: sitk.Image, size: Sequence[int], spacing: Sequence[float]) 
 
 def segmentation_volumes(shrink: int) -> dict[str, sitk.Image]:
     """The three test volumes, every axis divided by ``shrink`` (1: full size)."""
-    flair = sitk.ReadImage(str(BRATS / "brats_2013_pat0001_1" / "Flair_subtrMeanDivStd.nii.gz"))
+    flair = sitk.ReadImage(str(DATA / "brats2015" / "brats_2013_pat0001_1" / "Flair_subtrMeanDivStd.nii.gz"))
     chest = sitk.ReadImage(str(CHEST_CT))
     extent = [n * s for n, s in zip(chest.GetSize(), chest.GetSpacing())]
     one_mm = [max(8, int(round(e / shrink))) for e in extent]
@@ -233,35 +233,14 @@ def preprocess_curve(quick: bool) -> dict:
 
 # -- (c) cube generation --------------------------------------------------------------
 
-def cube_sources(quick: bool) -> list[Path]:
-    """FLAIR then T1c of each shipped BraTS 2013 case (8 volumes; 3 small crops if quick)."""
-    cases = sorted(p for p in BRATS.glob("brats_2013_pat*") if p.is_dir())
-    files = [c / name for name in ("Flair_subtrMeanDivStd.nii.gz", "T1c_subtrMeanDivStd.nii.gz")
-             for c in cases if (c / name).is_file()]
-    return files[:3] if quick else files
-
-
 def cubes_curve(quick: bool, folder: Path) -> dict:
+    from bench_data import brats_sources, prepare_volumes
+
     from SARCore.cubes.config import CubeConfig
     from SARCore.cubes.generator import build_cubes
-    from SARCore.io.discovery import discover_cases
-    from SARCore.preprocess import get_preset, preprocess_cases
 
-    prepared = []
-    for number, source in enumerate(cube_sources(quick)):
-        image = sitk.ReadImage(str(source))
-        if quick:  # a 96 x 96 x 48 block from the middle
-            image = sitk.RegionOfInterest(image, [96, 96, 48],
-                                          [(n - c) // 2 for n, c in zip(image.GetSize(),
-                                                                        (96, 96, 48))])
-        copy = folder / "sources" / f"volume{number:02d}.nii.gz"
-        copy.parent.mkdir(parents=True, exist_ok=True)
-        sitk.WriteImage(image, str(copy))
-        out = folder / "prepared" / f"volume{number:02d}"
-        report = preprocess_cases(discover_cases([copy]), out, get_preset("mri"))
-        if not report.ok:
-            raise SystemExit(f"preprocessing {source} failed: {report.summary()}")
-        prepared.append(out)
+    sources = brats_sources()[:3] if quick else brats_sources()  # 8 volumes (3 crops if quick)
+    prepared = prepare_volumes(sources, folder, (96, 96, 48) if quick else None)
     config = CubeConfig(per_volume=(2, 2, 4)) if quick else CubeConfig()
     counts = [1, 2, 3] if quick else [1, 2, 4, 8]
     rows = []
@@ -282,10 +261,8 @@ def ddp_worker(width_divisor: int, steps: int, warmup: int) -> None:
     """One torchrun process: SAR steps on its own batch; rank 0 prints global samples/s."""
     import torch
     import torch.distributed as dist
-    from torch.nn.parallel import DistributedDataParallel
-
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
     from bench_pretrain import real_batch
+    from torch.nn.parallel import DistributedDataParallel
 
     from SARCore.pretrain.config import PretrainConfig
     from SARCore.pretrain.objectives import PretrainObjective
