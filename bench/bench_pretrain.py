@@ -167,6 +167,8 @@ def main() -> int:
     parser.add_argument("--data-batches", type=int, default=30,
                         help="timed batches per data-path measurement (0: skip it)")
     parser.add_argument("--data-workers", type=int, nargs="+", default=[0, 2])
+    parser.add_argument("--data-quick", action="store_true",
+                        help="cube store from small crops (32 cubes; for the dry run)")
     parser.add_argument("--amp", choices=("auto", "bf16", "off"), default="auto",
                         help="auto: bf16 on CUDA or on a CPU with native bf16, else fp32")
     parser.add_argument("--no-channels-last", action="store_true")
@@ -206,7 +208,7 @@ def main() -> int:
         print(width_line(width, n_steps, rate, seconds, n, device.type == "cpu", peak),
               flush=True)
     if args.data_batches > 0:
-        report_data_path(args.data_batches, args.data_workers, n, step_rates)
+        report_data_path(args.data_batches, args.data_workers, n, step_rates, args.data_quick)
     print(f"ratio: {first_ratio:.3f}")
     return 0
 
@@ -237,12 +239,12 @@ def width_line(width: int, n_steps: int, rate: dict[str, float], seconds: dict,
 
 
 def report_data_path(batches: int, workers: list[int], batch_size: int,
-                     step_rates: dict[int, float]) -> None:
+                     step_rates: dict[int, float], quick: bool = False) -> None:
     """Batches/s the loader + corruption deliver against what the training step consumes."""
     from bench_data import cube_store, data_path_rate
 
     with tempfile.TemporaryDirectory(prefix="bench-pretrain-") as tmp:
-        store = cube_store(Path(tmp))
+        store = cube_store(Path(tmp), quick)
         for count in workers:
             delivered = data_path_rate(store, count, batches, batch_size)
             needs = ", ".join(f"width/{w} {r:.3f} ({delivered / r:.0f}x headroom)"
