@@ -22,6 +22,9 @@ def test_gpu_check_dry_run_runs_every_step(tmp_path, brats_flair) -> None:
     for step in ("pre-training bench", "segmentation bench", "CUDA-marked tests"):
         assert "[dry run on CPU" in out and step in out, out[-3000:]
     assert "samples/s" in out  # the pre-training bench's figures
+    for workers in (0, 2):  # the data path against what a training step consumes
+        assert f"data path, {workers} DataLoader worker(s): " in out, out[-3000:]
+    assert "a SAR step consumes width/8 " in out and "x headroom" in out
     assert "ours" in out and "seconds" in out  # the segmentation bench's table
     assert "test_streamed_forward_on_cuda_in_bf16_matches_fp32" in out  # -m cuda selects it
     assert "gpu_check done (status 0)" in out

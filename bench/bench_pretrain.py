@@ -7,11 +7,24 @@ U-Net, ``MSE(sigmoid(unet(x)), x)``, backward, SGD step. Both run on the same ba
 real CT and MRI crops (batch 6 of 64x64x32), with the same autocast and memory format.
 
 Reported per width: samples/s of bare, SAR with corruption (the real step) and SAR
-without (network cost alone), the ratios SAR/bare, and on CUDA the bf16 MFU. The last
-line is ``ratio: X`` = SAR (with corruption) samples/s / bare samples/s at the first width.
+without (network cost alone; skipped at paper width on a CPU, where a step takes about a
+minute: ``--no-corruption-variant all`` forces it), the ratios SAR/bare, and on CUDA the
+bf16 MFU. Paper width (divisor 1) runs ``--paper-steps`` timed steps (default 2), the
+other widths ``--steps`` (default 3), each after ``--warmup`` steps, so the defaults finish
+in about 7 minutes on a quiet 2-core CPU (the figures at paper width then come from 2
+steps per variant).
+
+Then the data path (``--data-batches``, 0 to skip): batches of 6 cubes per second that a
+real cube store (2 BraTS FLAIRs + 1 CT, preprocessed and cut by SARCore, 96 cubes) delivers
+through the training loop's loader with 0 and with 2 DataLoader workers, each batch
+corrupted in the main process as the objective does, next to the batches per second a
+training step consumes at each width (the data path must never be the bottleneck). With
+workers, the workers' share of the cores is not taken from a running training step here,
+so on a CPU the figure is an upper bound. The last line is ``ratio: X`` = SAR (with
+corruption) samples/s / bare samples/s at the first width.
 
     python bench/bench_pretrain.py                       # widths 1 and 4, fp32 on most CPUs
-    python bench/bench_pretrain.py --device cuda --widths 1 4 8 --steps 20
+    python bench/bench_pretrain.py --device cuda --widths 1 4 8 --steps 20 --paper-steps 20
 """
 
 from __future__ import annotations
@@ -19,6 +32,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -29,6 +43,7 @@ import torch.nn.functional as F
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
 
 from SARCore.io.modality import CT, MRI  # noqa: E402
 from SARCore.models.unet3d import UNet3D  # noqa: E402
@@ -144,7 +159,16 @@ def main() -> int:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--widths", type=int, nargs="+", default=[1, 4])
     parser.add_argument("--steps", type=int, default=3, help="timed steps per variant")
+    parser.add_argument("--paper-steps", type=int, default=2,
+                        help="timed steps per variant at paper width (divisor 1)")
     parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--no-corruption-variant", choices=("auto", "all", "none"),
+                        default="auto", help="auto: at every width but paper width on a CPU")
+    parser.add_argument("--data-batches", type=int, default=30,
+                        help="timed batches per data-path measurement (0: skip it)")
+    parser.add_argument("--data-workers", type=int, nargs="+", default=[0, 2])
+    parser.add_argument("--data-quick", action="store_true",
+                        help="cube store from small crops (32 cubes; for the dry run)")
     parser.add_argument("--amp", choices=("auto", "bf16", "off"), default="auto",
                         help="auto: bf16 on CUDA or on a CPU with native bf16, else fp32")
     parser.add_argument("--no-channels-last", action="store_true")
@@ -167,32 +191,68 @@ def main() -> int:
           f", {torch.get_num_threads()} threads), amp {amp}, channels_last "
           f"{channels_last}, batch {n} of 64x64x32, {args.steps} timed steps")
     first_ratio = None
+    step_rates: dict[int, float] = {}  # batches per second a SAR training step consumes
     for width in args.widths:
         steps = {"bare": make_bare(width, device, channels_last),
-                 "sar": make_sar(width, device, True, channels_last),
-                 "sar_no_corruption": make_sar(width, device, False, channels_last)}
+                 "sar": make_sar(width, device, True, channels_last)}
+        if with_no_corruption(args.no_corruption_variant, width, device):
+            steps["sar_no_corruption"] = make_sar(width, device, False, channels_last)
         if args.compile:
             steps = {k: torch.compile(v) for k, v in steps.items()}
-        seconds = measure(steps, batch, autocast, device, args.steps, args.warmup)
+        n_steps = args.paper_steps if width == 1 else args.steps
+        seconds = measure(steps, batch, autocast, device, n_steps, args.warmup)
         rate = {k: n / wall for k, (wall, _) in seconds.items()}
-        ratio, ratio_nc = rate["sar"] / rate["bare"], rate["sar_no_corruption"] / rate["bare"]
+        step_rates[width] = rate["sar"] / n
+        ratio = rate["sar"] / rate["bare"]
         first_ratio = ratio if first_ratio is None else first_ratio
-        line = (f"width/{width}: bare {rate['bare']:.3f} samples/s, SAR {rate['sar']:.3f} "
-                f"(ratio {ratio:.3f}), SAR without corruption {rate['sar_no_corruption']:.3f} "
-                f"(ratio {ratio_nc:.3f})")
-        if device.type == "cpu":  # process CPU time: steadier than wall time on a shared CPU
-            cpu = {k: v[1] / n for k, v in seconds.items()}
-            line += (f"; CPU-s/sample bare {cpu['bare']:.3f}, SAR {cpu['sar']:.3f} "
-                     f"(ratio {cpu['bare'] / cpu['sar']:.3f}), SAR without corruption "
-                     f"{cpu['sar_no_corruption']:.3f} "
-                     f"(ratio {cpu['bare'] / cpu['sar_no_corruption']:.3f})")
-        if peak:
-            flop = FLOP_PER_SAMPLE / width ** 2  # conv FLOPs scale with width squared
-            line += (f", MFU bare {rate['bare'] * flop / peak:.1%}, "
-                     f"SAR {rate['sar'] * flop / peak:.1%}")
-        print(line, flush=True)
+        print(width_line(width, n_steps, rate, seconds, n, device.type == "cpu", peak),
+              flush=True)
+    if args.data_batches > 0:
+        report_data_path(args.data_batches, args.data_workers, n, step_rates, args.data_quick)
     print(f"ratio: {first_ratio:.3f}")
     return 0
+
+
+def with_no_corruption(choice: str, width: int, device: torch.device) -> bool:
+    """Whether to time "SAR without corruption" (skipped by default at CPU paper width)."""
+    return choice == "all" or (choice == "auto" and (width != 1 or device.type != "cpu"))
+
+
+def width_line(width: int, n_steps: int, rate: dict[str, float], seconds: dict,
+               n: int, cpu_time: bool, peak: float | None) -> str:
+    """One width's samples/s, SAR/bare ratios, CPU seconds per sample and MFU."""
+    line = (f"width/{width} ({n_steps} timed steps): bare {rate['bare']:.3f} samples/s, SAR "
+            f"{rate['sar']:.3f} (SAR/bare ratio {rate['sar'] / rate['bare']:.3f})")
+    if "sar_no_corruption" in rate:
+        line += (f", SAR without corruption {rate['sar_no_corruption']:.3f} "
+                 f"(ratio {rate['sar_no_corruption'] / rate['bare']:.3f})")
+    if cpu_time:  # process CPU time: steadier than wall time on a shared CPU
+        cpu = {k: v[1] / n for k, v in seconds.items()}
+        line += f"; CPU-s/sample bare {cpu['bare']:.3f}" + "".join(
+            f", {k} {v:.3f} (bare/{k} {cpu['bare'] / v:.3f})" for k, v in cpu.items()
+            if k != "bare")
+    if peak:
+        flop = FLOP_PER_SAMPLE / width ** 2  # conv FLOPs scale with width squared
+        line += (f", MFU bare {rate['bare'] * flop / peak:.1%}, "
+                 f"SAR {rate['sar'] * flop / peak:.1%}")
+    return line
+
+
+def report_data_path(batches: int, workers: list[int], batch_size: int,
+                     step_rates: dict[int, float], quick: bool = False) -> None:
+    """Batches/s the loader + corruption deliver against what the training step consumes."""
+    from bench_data import cube_store, data_path_rate
+
+    with tempfile.TemporaryDirectory(prefix="bench-pretrain-") as tmp:
+        store = cube_store(Path(tmp), quick)
+        for count in workers:
+            delivered = data_path_rate(store, count, batches, batch_size)
+            needs = ", ".join(f"width/{w} {r:.3f} ({delivered / r:.0f}x headroom)"
+                              for w, r in step_rates.items())
+            print(f"data path, {count} DataLoader worker(s): {delivered:.2f} batches/s of "
+                  f"{batch_size} cubes (loading + corruption); a SAR step consumes {needs}"
+                  f"{'' if all(delivered > r for r in step_rates.values()) else ' - THE DATA PATH IS THE BOTTLENECK'}",
+                  flush=True)
 
 
 if __name__ == "__main__":

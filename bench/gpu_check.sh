@@ -17,14 +17,14 @@ DRY=0
 if [ "$DRY" = 1 ]; then
   DEVICE=cpu
   CARD="dry run on CPU: $(uname -m), $(getconf _NPROCESSORS_ONLN) cores"
-  PRETRAIN=(--device cpu --widths 8 --steps 1 --warmup 0 --threads 1)
+  PRETRAIN=(--device cpu --widths 8 --steps 1 --warmup 0 --threads 1 --data-batches 2 --data-quick)
   SEGMENT=(--device cpu --width-divisor 8 --runs ours --threads 1)
   TESTS=(--collect-only -q)
 else
   DEVICE=cuda
   CARD="$("$PYTHON" -c 'import torch; print(torch.cuda.get_device_name(0))')" || {
     echo "gpu_check: no CUDA device visible to torch (use --dry-run on a CPU)" >&2; exit 2; }
-  PRETRAIN=(--device cuda --widths 1 4 --steps 20 --warmup 3)
+  PRETRAIN=(--device cuda --widths 1 4 --steps 20 --paper-steps 20 --warmup 3)
   SEGMENT=(--device cuda --width-divisor 1 --runs monai ours fast)
   TESTS=(-q)
 fi

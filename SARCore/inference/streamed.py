@@ -204,6 +204,9 @@ def _conv(conv: nn.Conv3d, x: torch.Tensor, lo: int, hi: int, size: int, skip_fr
           ) -> tuple[torch.Tensor, int, int]:
     """``conv`` (its input channels from ``skip_from`` on) over ``x`` covering ``[lo, hi)``."""
     pad_lo, pad_hi = int(lo == 0), int(hi == size)
+    weight = conv.weight[:, skip_from:] if skip_from else conv.weight
+    if pad_lo and pad_hi:  # the slab is the whole axis (e.g. --fast): no padded copy
+        return F.conv3d(x, weight, conv.bias, padding=1), lo, hi
     if pad_lo or pad_hi:
         parts = [x]
         plane = x[:, :, :1]
@@ -212,7 +215,6 @@ def _conv(conv: nn.Conv3d, x: torch.Tensor, lo: int, hi: int, size: int, skip_fr
         if pad_hi:
             parts.append(torch.zeros_like(plane))
         x = torch.cat(parts, dim=2)
-    weight = conv.weight[:, skip_from:] if skip_from else conv.weight
     out = F.conv3d(x, weight, conv.bias, padding=(0, 1, 1))
     return out, lo + 1 - pad_lo, hi - 1 + pad_hi
 
