@@ -35,10 +35,12 @@ def test_model_from_brats2015_segments_a_raw_brats2023_flair(
     segmenter = Segmenter(load_segmentation_model(result.model_path),
                           SegmentOptions(device="cpu"))
     found = sitk.GetArrayFromImage(segmenter.segment([image])) > 0
-    assert found.sum() > 20_000  # not an empty map: 20 mL and more (about 230 mL here)
+    assert found.sum() > 20_000  # not an empty map: 20 mL and more (30-60 mL, seeds 0-4)
     normalised, _ = preprocess_image(image, get_preset("brats"))
     values = sitk.GetArrayFromImage(normalised)
     brain = sitk.GetArrayFromImage(image) != 0
-    assert (found & brain).sum() > 0.95 * found.sum()  # inside the brain (4 mm model)
+    # inside the brain (4 mm model): a default-initialised head left some seeds marking
+    # the whole scan (issue 9); the foreground prior of a fresh head keeps it there
+    assert (found & brain).sum() > 0.95 * found.sum()
     assert found.sum() < 0.3 * brain.sum()  # a region, not the whole brain
     assert values[found & brain].mean() > 1.0  # the FLAIR-bright region: tumor and edema

@@ -71,6 +71,29 @@ def test_pretrained_parts_transfer_and_new_head_stays_random(small_pretrained_mo
     assert info["init_model"]["transferred"] == ["encoder", "decoder"]
 
 
+@pytest.mark.parametrize(("classes", "activation"), [(1, "sigmoid"), (3, "softmax")])
+def test_a_fresh_head_starts_from_the_foreground_prior(classes: int, activation: str) -> None:
+    torch.manual_seed(0)
+    net, _ = build_network(1, classes, 8, None, activation=activation, head_prior=0.05)
+    net.eval()
+    with torch.no_grad():
+        logits = net(torch.randn(2, 1, 32, 32, 16) * 3)
+    probs = torch.sigmoid(logits) if activation == "sigmoid" else logits.softmax(1)[:, 1:]
+    # every voxel, not only on average: no region starts out marked as tumor
+    assert probs.sum(1).max() < 0.1 and abs(probs.sum(1).mean().item() - 0.05) < 0.01
+    torch.manual_seed(0)
+    default, _ = build_network(1, classes, 8, None, activation=activation, head_prior=0.0)
+    assert not torch.equal(default.head.bias, net.head.bias)
+
+
+def test_the_prior_leaves_a_transferred_head_alone(small_pretrained_model: Path) -> None:
+    pretrained = load_pretrained(small_pretrained_model)
+    net, _ = build_network(1, 1, 8, pretrained, head_prior=0.05)
+    assert torch.equal(net.head.bias, pretrained.state["unet.head.bias"])
+    fresh, _ = build_network(1, 1, 8, pretrained, transfer_head=False, head_prior=0.05)
+    assert abs(fresh.head.bias.item() - torch.logit(torch.tensor(0.05)).item()) < 1e-5
+
+
 def test_encoder_only_models_leave_the_decoder_random(small_pretrained_model: Path,
                                                       tmp_path: Path) -> None:
     header, state = load_model_file(small_pretrained_model)

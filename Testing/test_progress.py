@@ -37,3 +37,19 @@ def test_bar_rate_is_measured_between_reports_not_from_the_first_one() -> None:
     assert rates and max(rates) < 50  # one step per 0.2 s, not "18000 it/s"
     reporter.done()
     assert "2/10" in stream.getvalue()
+
+
+def test_an_ascii_terminal_gets_escapes_not_a_crash() -> None:
+    """Under LC_ALL=C the streams are ASCII: the closing table's '±' must not crash."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "LC_ALL": "C", "LANG": "C", "PYTHONUTF8": "0",
+           "PYTHONCOERCECLOCALE": "0", "PYTHONIOENCODING": ""}
+    code = ("import sys; from SARCore.cli import _tolerate_narrow_terminals as t; t(); "
+            "print(sys.stdout.encoding); print('0.54 \\u00b1 0.00')")
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True)
+    assert result.returncode == 0, result.stderr.decode(errors="replace")
+    lines = result.stdout.decode("ascii").split()
+    assert lines[0].lower() in ("ascii", "ansi_x3.4-1968") and "\\xb1" in lines

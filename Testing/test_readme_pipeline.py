@@ -131,7 +131,8 @@ def _sar(project: Path, command: list[str]) -> subprocess.CompletedProcess:
     sar = Path(sys.executable).with_name("sar")
     program = [str(sar)] if sar.exists() else [sys.executable, "-m", "SARCore"]
     return subprocess.run([*program, *command[1:], *SHRINK.get(command[1], [])],
-                          cwd=project, capture_output=True, text=True, timeout=900)
+                          cwd=project, capture_output=True, text=True, encoding="utf-8",
+                          errors="replace", timeout=900)
 
 
 def _wrote_line(result: subprocess.CompletedProcess, verb: str) -> str:

@@ -112,8 +112,16 @@ def _emit_error(message: str, kind: str, file: str | None, exit_code: int) -> No
                       "exit_code": exit_code}), flush=True)
 
 
+def _tolerate_narrow_terminals() -> None:
+    """A C/POSIX locale gives ASCII streams: escape "±" and the like rather than crash."""
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    _tolerate_narrow_terminals()
     Parser.json_events = json_requested(argv)
     try:
         parser = build_parser()

@@ -24,7 +24,8 @@ _FIELDS = {"data": "data", "init": "init", "sequence": "sequences", "labels": "l
            "label_fraction": "label_fraction", "seed": "seed", "trials": "trials",
            "folds": "folds", "epochs": "epochs", "max_steps": "max_steps",
            "batch_size": "batch_size", "width_divisor": "width_divisor", "device": "device",
-           "loss": "loss", "cache_dir": "cache_dir", "name": "name", "compile": "compile"}
+           "loss": "loss", "cache_dir": "cache_dir", "name": "name", "compile": "compile",
+           "head_prior": "head_prior"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -60,6 +61,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "cannot become a tumor detector in a few fine-tuning steps, so the model would "
         "mark nothing (an all-empty segmentation). After a full pre-training the reused "
         "head is what the paper does")
+    add("--head-prior", type=float, metavar="P", help="a fresh head starts out predicting "
+        "tumor probability P everywhere, so a short fine-tuning cannot get stuck marking the "
+        "whole scan; 0 = PyTorch's default init (default: 0.05)")
     add("--loss", choices=("dice", "dice_ce"), help="Dice or Dice + cross-entropy (default: dice)")
     add_device(parser, default=None)
     add("--cache-dir", metavar="DIR", help="where preprocessed volumes are cached "

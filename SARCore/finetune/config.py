@@ -51,6 +51,8 @@ class FinetuneConfig:
     flip_axes: tuple[int, ...] = (0, 1, 2)
     width_divisor: int = 0              # scratch only (0 = 1); a model keeps its own
     transfer_head: bool = True          # reuse a pre-trained 1x1 head of the right shape
+    head_prior: float = 0.05            # a fresh head starts predicting this foreground
+                                        # probability everywhere (0: PyTorch's default init)
     epochs: int = 100
     max_steps: int = 0                  # optimizer steps per trial in all (0: no limit)
     steps_per_epoch: int = 0            # cap on batches per epoch (0: one pass)
@@ -115,6 +117,8 @@ class FinetuneConfig:
                 raise ConfigError(f"{name} must be true or false, not {getattr(self, name)!r}")
         for name in ("foreground_fraction", "flip_probability"):
             check_probability(name, getattr(self, name))
+        if not 0 <= self.head_prior < 1:
+            raise ConfigError(f"head_prior must be in [0, 1), not {self.head_prior!r}")
         if not 0 < self.label_fraction <= 1:
             raise ConfigError(f"label_fraction must be in (0, 1], not {self.label_fraction!r}")
         if not 0 < self.test_ratio < 1:
@@ -136,4 +140,5 @@ class FinetuneConfig:
 #: Fields that define a run's splits, data and model; a resume must keep them.
 RUN_DEFINING = ("data", "init", "sequences", "labels", "preset", "spacing", "modality",
                 "label_fraction", "seed", "trials", "folds", "test_ratio", "val_ratio",
-                "patch_size", "width_divisor", "loss", "include_background", "transfer_head")
+                "patch_size", "width_divisor", "loss", "include_background", "transfer_head",
+                "head_prior")

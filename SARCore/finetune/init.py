@@ -9,11 +9,20 @@ not to a softmax over several classes), as MG does; ``transfer_head=False`` star
 head afresh instead (a restoration head maps features to intensities, and after a short
 or unstable pre-training its large weights can saturate the sigmoid). Every layer stays
 trainable.
+
+A fresh head starts from a foreground prior (``head_prior``, as RetinaNet's classifier
+does): near-zero weights and the bias that predicts probability ``head_prior`` of tumor
+everywhere. PyTorch's default init gives logits of either sign, and a run that starts
+out marking most of the volume sits where the batch Dice loss barely pulls the bias
+back (the gradients of the missed background and of the found tumor nearly cancel): a
+short fine-tuning then ends marking the whole scan, background included. Started from
+"little tumor", the Dice gradient points at the tumor voxels from the first step.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -114,15 +123,34 @@ def transfer_weights(net: UNet3D, model: Pretrained, head: bool = True) -> list[
     return parts
 
 
+def set_head_prior(head: torch.nn.Conv3d, activation: str, prior: float) -> None:
+    """Make ``head`` predict foreground probability ``prior`` everywhere (split evenly
+    over the foreground classes of a softmax) with near-zero weights; 0 leaves it as is."""
+    if prior == 0:
+        return
+    with torch.no_grad():
+        head.weight.normal_(0.0, 0.01)
+        if activation == "sigmoid":
+            head.bias.fill_(math.log(prior / (1 - prior)))
+        else:
+            head.bias.fill_(math.log(prior / max(1, head.out_channels - 1)))
+            head.bias[0] = math.log(1 - prior)
+
+
 def build_network(in_channels: int, out_channels: int, width_divisor: int,
                   model: Pretrained | None, transfer_head: bool = True,
+                  activation: str = "sigmoid", head_prior: float = 0.0,
                   ) -> tuple[UNet3D, dict[str, Any]]:
-    """The U-Net to fine-tune and the header's ``init``/``init_model`` fields."""
+    """The U-Net to fine-tune and the header's ``init``/``init_model`` fields; a head
+    that is not transferred starts from ``head_prior`` (see :func:`set_head_prior`)."""
     if model is None:
         net = UNet3D(in_channels, out_channels, width_divisor)
+        set_head_prior(net.head, activation, head_prior)
         return net, {"init": "scratch", "init_model": None}
     net = UNet3D(in_channels, out_channels, int(model.header["width_divisor"]))
     parts = transfer_weights(net, model, transfer_head)
+    if "head" not in parts:
+        set_head_prior(net.head, activation, head_prior)
     log.info("fine-tuning from %s (%s): transferred %s", model.path.name, model.method,
              ", ".join(parts))
     info = {"name": model.header.get("name"), "method": model.method, "file": model.path.name,

@@ -150,7 +150,8 @@ def _run_split(config: FinetuneConfig, plan: RunPlan, split: Split, out: Path, n
                      f"looking for {folder / 'last.ckpt'}")
     torch.manual_seed(split.seed)  # the random decoder/head of this split
     net, init_fields = build_network(plan.in_channels, plan.out_channels, plan.width_divisor,
-                                     plan.model, config.transfer_head)
+                                     plan.model, config.transfer_head, plan.activation,
+                                     config.head_prior)
     loss = SegmentationLoss(plan.activation, config.include_background,
                             config.ce_weight if config.loss == "dice_ce" else 0.0)
     objective = SegmentationObjective(net, loss)
