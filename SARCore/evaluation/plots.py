@@ -15,6 +15,7 @@ import numpy as np
 from SARCore.atomic import atomic_path
 from SARCore.errors import DataError
 from SARCore.evaluation.stats import mean_std
+from SARCore.training.metrics_log import whole_epoch_axis
 
 LOSS_COLUMNS = ("epoch", "train_loss", "val_loss")
 
@@ -62,6 +63,12 @@ def _figure():
 def plot_loss_curves(curves_by_method: Mapping[str, Sequence[str | Path]], png: str | Path,
                      title: str = "Fine-tuning loss") -> Path:
     """Mean training (solid) and validation (dashed) loss per method, std band over trials."""
+    return _save(loss_curves_figure(curves_by_method, title), png)
+
+
+def loss_curves_figure(curves_by_method: Mapping[str, Sequence[str | Path]],
+                       title: str = "Fine-tuning loss"):
+    """The figure of :func:`plot_loss_curves`, unsaved (tests read its axes back)."""
     plt = _figure()
     fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
     for index, (method, paths) in enumerate(curves_by_method.items()):
@@ -77,21 +84,24 @@ def plot_loss_curves(curves_by_method: Mapping[str, Sequence[str | Path]], png: 
             ax.plot(epochs, mean, style, color=color, label=label)
             if len(curves) > 1 and column == "train_loss":
                 ax.fill_between(epochs, mean - std, mean + std, color=color, alpha=0.15)
-    from matplotlib.ticker import MaxNLocator
-
-    ax.set_xlabel("epoch")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # whole epochs only
+    whole_epoch_axis(ax, [x for line in ax.lines for x in line.get_xdata()])
     ax.set_ylabel("Dice loss (1 - soft Dice; 0 is a perfect overlap)")
     ax.set_ylim(bottom=0.0)  # a loss on its true scale, not zoomed into a sliver
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    return _save(fig, plt, png)
+    return fig
 
 
 def plot_data_efficiency(results: Mapping[str, Mapping[float, Sequence[float]]],
                          png: str | Path, title: str = "Dice vs. labelled fraction") -> Path:
     """Mean Dice (%) +- std over trials against the fraction of labelled training cases."""
+    return _save(data_efficiency_figure(results, title), png)
+
+
+def data_efficiency_figure(results: Mapping[str, Mapping[float, Sequence[float]]],
+                           title: str = "Dice vs. labelled fraction"):
+    """The figure of :func:`plot_data_efficiency`, unsaved."""
     plt = _figure()
     fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
     for method, by_fraction in results.items():
@@ -103,12 +113,14 @@ def plot_data_efficiency(results: Mapping[str, Mapping[float, Sequence[float]]],
     ax.set_xlabel("fraction of labelled training data")
     ax.set_ylabel("Dice (%)")
     ax.set_title(title)
+    ax.set_ylim(0.0, 100.0)  # Dice on its whole scale, so small gaps look small
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
-    return _save(fig, plt, png)
+    return fig
 
 
-def _save(fig, plt, png: str | Path) -> Path:
+def _save(fig, png: str | Path) -> Path:
+    plt = _figure()
     path = Path(png)
     try:
         with atomic_path(path) as tmp:

@@ -45,16 +45,36 @@ def loss_terms(history: Sequence[dict[str, Any]]) -> list[str]:
 
 
 #: Panel titles that need a word of explanation.
-_TERM_TITLES = {"loss": "loss (total: the weighted sum of the terms shown beside it)"}
+_TERM_TITLES = {"loss": "loss (total: the weighted sum of the terms shown beside it)",
+                "dice": "Dice (hard overlap; 1 is perfect)",
+                "dice_loss": "Dice loss (1 - soft Dice; 0 is perfect)"}
+
+#: Terms bounded to [0, 1]: drawn on that whole scale so a flat 0.95 is not read as a climb.
+_UNIT_RANGE_TERMS = frozenset({"dice", "dice_loss"})
 
 
-def plot_loss_curves(path: str | Path, history: Sequence[dict[str, Any]], title: str = "") -> None:
-    """One panel per term, train and validation against epoch."""
+def whole_epoch_axis(ax: Any, epochs: Sequence[float]) -> None:
+    """Epoch ticks at whole numbers only, also for a run of one or two epochs (where
+    matplotlib would otherwise fall back to ticks like 0.96, 0.98)."""
+    from matplotlib.ticker import MaxNLocator
+
+    ax.set_xlabel("epoch")
+    if epochs:
+        low, high = min(epochs), max(epochs)
+        if high - low < 2:
+            ax.set_xlim(low - 0.5, high + 0.5)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+
+
+def loss_figure(history: Sequence[dict[str, Any]], title: str = ""):
+    """One panel per term, train and validation against epoch (a matplotlib Figure).
+
+    Kept apart from the file writing so tests can read back what a person will see:
+    panel titles, whole-epoch ticks, legends."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.ticker import MaxNLocator
 
     terms = loss_terms(history) or ["loss"]
     cols = min(3, len(terms))
@@ -67,15 +87,26 @@ def plot_loss_curves(path: str | Path, history: Sequence[dict[str, Any]], title:
                       if isinstance(row.get(prefix + term), (int, float))]
             if points:
                 ax.plot(*zip(*points), style, marker=".", label=prefix.rstrip("_"))
-        ax.set_title(_TERM_TITLES.get(term, term))
-        ax.set_xlabel("epoch")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # whole epochs only
+        ax.set_title(_TERM_TITLES.get(term, term), fontsize=9)
+        if term in _UNIT_RANGE_TERMS:
+            ax.set_ylim(0.0, 1.0)
+        whole_epoch_axis(ax, epochs)
         ax.legend(fontsize=8)
     for ax in list(axes.flat)[len(terms):]:
         ax.axis("off")
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=90)
-    plt.close(fig)
+    return fig
+
+
+def plot_loss_curves(path: str | Path, history: Sequence[dict[str, Any]], title: str = "") -> None:
+    """``loss_figure`` written atomically as a PNG."""
+    import matplotlib.pyplot as plt
+
+    fig = loss_figure(history, title)
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=90)
+    finally:
+        plt.close(fig)
