@@ -78,6 +78,20 @@ def test_picker_asks_the_logic_and_hands_picks_back() -> None:
     assert "self.sequencePicker.show(" in models
 
 
+def test_picker_follows_volumes_added_and_removed_and_lets_go_on_cleanup() -> None:
+    """The guess is redone when volumes come or go (the events are exercised on real MRML
+    in test_slicer_sequences), once per burst, and the observers end with the panel."""
+    [picker] = _classes("SequencePicker.py")
+    source = ast.unparse(picker)
+    assert "scene.NodeAddedEvent" in source and "scene.NodeRemovedEvent" in source
+    assert "qt.QTimer.singleShot(0, self._refresh)" in source
+    assert "RemoveObserver(tag)" in source
+    [panel] = _classes("Widget.py")
+    cleanup = next(n for n in panel.body if isinstance(n, ast.FunctionDef)
+                   and n.name == "cleanup")
+    assert "self.sequencePicker.cleanup()" in ast.unparse(cleanup)
+
+
 # -- issue #11 defects whose fix lives in Qt code: checked on the code itself ----------
 class _Edit:
     """Stands in for a ctkPathLineEdit / QLineEdit (Qt is absent here): counts writes

@@ -123,6 +123,49 @@ def test_batch_script_segments_a_folder_and_reports_the_bad_file(tiny_model, mri
             == ["tumor"]
 
 
+def test_batch_script_segments_case_folders_for_a_multi_sequence_model(
+        brats2015_cases, tmp_path) -> None:
+    """A FLAIR+T1c model: one result per case folder, its files matched by sequence name;
+    a case lacking T1c is reported and the others go on; a rerun skips both."""
+    from inference_models import calibrated_model
+
+    model = calibrated_model(tmp_path / "two.sarmodel", in_channels=2,
+                             sequences=("flair", "t1c"), spacing=(4.0, 4.0, 4.0))
+    inputs = tmp_path / "cases"
+    for case in brats2015_cases[:3]:
+        shutil.copytree(case, inputs / case.name)
+    lacking = inputs / brats2015_cases[2].name
+    (lacking / "T1c_subtrMeanDivStd.nii.gz").unlink()
+    out = tmp_path / "out"
+    command = [sys.executable, str(SCRIPT), "--input", str(inputs), "--model", str(model),
+               "--out", str(out), "--device", "cpu", "--fast"]
+    run = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=tmp_path,
+                         env=engineEnvironment())
+    assert run.returncode == 1, run.stderr
+    assert "2 segmented, 0 skipped (already done), 1 failed" in run.stdout, run.stderr
+    assert lacking.name in run.stderr and "no t1c" in run.stderr
+    written = sorted(p.name for p in out.glob("*.seg.nrrd"))
+    assert written == [f"{c.name}.seg.nrrd" for c in brats2015_cases[:2]]
+    import json
+
+    from SARCore.io.checksum import sha256_file
+
+    first = brats2015_cases[0]
+    record = json.loads((out / f"{first.name}.sar.json").read_text())
+    assert record["input_sha256"] == [sha256_file(first / "Flair_subtrMeanDivStd.nii.gz"),
+                                      sha256_file(first / "T1c_subtrMeanDivStd.nii.gz")]
+    from SARSegmentationLib.Headless import makeScene
+
+    scene = makeScene(tmp_path / "home")
+    flair = MrmlIO.loadVolume(scene, first / "Flair_subtrMeanDivStd.nii.gz")
+    result = MrmlIO.loadSegmentation(scene, out / written[0])
+    voxels = segment_voxels(scene, result, segmentInfo(result)[0]["id"], flair)
+    assert voxels.shape == slicer.util.arrayFromVolume(flair).shape  # on the FLAIR's grid
+    again = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=tmp_path,
+                           env=engineEnvironment())
+    assert "0 segmented, 2 skipped (already done), 1 failed" in again.stdout, again.stderr
+
+
 def test_batch_script_usage_errors_exit_2(tmp_path) -> None:
     missing = subprocess.run([sys.executable, str(SCRIPT), "--input", str(tmp_path)],
                              capture_output=True, text=True, timeout=120)

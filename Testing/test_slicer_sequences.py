@@ -95,6 +95,30 @@ def test_user_override_is_kept_and_used_by_the_job(headless_scene, tcga,
     headless_scene.RemoveNode(renamed)  # a deleted choice falls back to the guess too
 
 
+def test_a_volume_loaded_later_fills_its_empty_slot(headless_scene, tcga, data_dir,
+                                                   four_sequence_model) -> None:
+    """The panel's picker re-guesses on the scene's NodeAdded/NodeRemoved events: the
+    events fire for a loaded volume, and the next guess places it by its name."""
+    path = Path(tcga["t2"].GetStorageNode().GetFileName())
+    headless_scene.RemoveNode(tcga.pop("t2"))
+    logic, params = _params(headless_scene, four_sequence_model, tcga["flair"])
+    assert logic.sequenceSlots(params)[3].volume is None
+    events: list[str] = []  # vtk names MRML's own events "NoEvent": record our labels
+    tags = [headless_scene.AddObserver(event, lambda *_, label=label: events.append(label))
+            for event, label in ((headless_scene.NodeAddedEvent, "added"),
+                                 (headless_scene.NodeRemovedEvent, "removed"))]
+    try:
+        t2 = MrmlIO.loadVolume(headless_scene, path)
+        assert "added" in events and "removed" not in events
+        assert logic.sequenceSlots(params)[3].volume is t2
+        headless_scene.RemoveNode(t2)
+        assert "removed" in events
+        assert logic.sequenceSlots(params)[3].volume is None
+    finally:
+        for tag in tags:
+            headless_scene.RemoveObserver(tag)
+
+
 def test_missing_sequence_is_a_clear_message(headless_scene, tcga,
                                              four_sequence_model) -> None:
     headless_scene.RemoveNode(tcga.pop("t1"))

@@ -66,6 +66,14 @@ def _cases_of(raw: str | Path, model: SegmentationModel,
         found = discover_cases([raw], sequence=sequences[0] if sequences else "flair",
                                allow_outside=allow_outside)
         return [InferenceCase(c.case_id, (_source(c),), c.modality, c.problem) for c in found]
+    return multi_sequence_cases(raw, sequences, allow_outside)
+
+
+def multi_sequence_cases(raw: str | Path, sequences: Sequence[str],
+                         allow_outside: bool = False) -> list[InferenceCase]:
+    """Cases behind ``raw`` with one image per sequence (in ``sequences``' order), found
+    by running discovery once per sequence and joining by case id; the Slicer batch
+    script pairs case folders with a multi-sequence model through this too."""
     per_sequence = {seq: discover_cases([raw], sequence=seq, allow_outside=allow_outside)
                     for seq in sequences}
     first = per_sequence[sequences[0]]

@@ -7,8 +7,12 @@ nodes, so they carry the same names, colors and terminology as in the GUI.
 
 As ``sar segment``: label maps beside their images (``<case>_label.nii.gz``,
 ``*_seg*``, ...) are not segmented, and ``<name>.sar.json`` beside each result records
-the sha256 of the model and the input, so a rerun skips what the same model already made
-from the same file and refuses (unless ``overwrite``) a result made from something else.
+the sha256 of the model and the input(s), so a rerun skips what the same model already
+made from the same files and refuses (unless ``overwrite``) a result made from something
+else. A multi-sequence model (its header names several ``sequences``) takes case folders
+instead, one file per sequence found by name as ``sar segment`` finds them (BraTS
+layouts), and writes ``<case>.seg.nrrd``; a case lacking a sequence is reported and the
+others go on.
 """
 
 from __future__ import annotations
@@ -21,10 +25,13 @@ from pathlib import Path
 from SARSegmentationLib import MrmlIO
 from SARSegmentationLib.Engine import ensureEngineImportable
 from SARSegmentationLib.Logic import SARLogic
+from SARSegmentationLib.ModelRegistry import readHeader
+from SARSegmentationLib.SequenceInputs import modelSequences
 
 ensureEngineImportable()
 from SARCore.atomic import write_json_atomic  # noqa: E402
 from SARCore.errors import DataError, SARError  # noqa: E402
+from SARCore.inference.cases import multi_sequence_cases  # noqa: E402
 from SARCore.io.checksum import sha256_file  # noqa: E402
 from SARCore.io.discovery import LABEL_TOKENS, SKIP_NAMES, name_tokens  # noqa: E402
 
@@ -53,6 +60,36 @@ def volumeFiles(folder: Path) -> list[Path]:
                   and not any(skip in p.name.lower() for skip in SKIP_NAMES))
 
 
+@dataclass
+class BatchCase:
+    """One result to make: its name, the file(s) it reads (one per sequence) or why not."""
+
+    name: str
+    files: list[Path]
+    problem: str = ""
+
+    @property
+    def source(self) -> Path:
+        """What messages name: the file, or a multi-sequence case's folder."""
+        return self.files[0] if len(self.files) == 1 else self.files[0].parent
+
+
+def batchCases(folder: Path, sequences: list[str]) -> list[BatchCase]:
+    """The cases of ``folder``: one per scan, or for a multi-sequence model one per case
+    folder with a file for each sequence (problems kept per case, not raised)."""
+    if not sequences:
+        return [BatchCase(MrmlIO.fileStem(p), [p]) for p in volumeFiles(folder)]
+    cases = []
+    for case in multi_sequence_cases(folder, sequences):
+        files = [s for s in case.sources if isinstance(s, Path)]
+        if case.problem or len(files) != len(sequences):
+            why = case.problem or "a DICOM series: convert it to NIfTI or NRRD for a batch"
+            cases.append(BatchCase(case.case_id, [case.source], why))
+        else:
+            cases.append(BatchCase(case.case_id, files))
+    return cases
+
+
 def _record(target: Path) -> Path:
     return target.with_name(target.name[:-len(".seg.nrrd")] + ".sar.json")
 
@@ -77,39 +114,47 @@ def segmentFolder(inputDir: str | Path, modelPath: str | Path, outputDir: str | 
                   device: str = "auto", fast: bool = False, scene=None,
                   python: str | None = None, chunk: int = CHUNK,
                   overwrite: bool = False) -> BatchReport:
-    """Segment each volume file of ``inputDir`` to ``outputDir/<name>.seg.nrrd``."""
+    """Segment each case of ``inputDir`` (see :func:`batchCases`) to
+    ``outputDir/<name>.seg.nrrd``."""
     inputDir, outputDir = Path(inputDir), Path(outputDir)
     if not inputDir.is_dir():
         raise DataError("input folder not found", inputDir)
     report = BatchReport()
     logic = SARLogic(scene, python)
     modelSha = sha256_file(modelPath)
+    sequences = modelSequences(readHeader(Path(modelPath), python))
     todo = []
-    for path in volumeFiles(inputDir):
-        target = outputDir / f"{MrmlIO.fileStem(path)}.seg.nrrd"
-        madeBy = {"model_sha256": modelSha, "input_sha256": sha256_file(path)}
+    for case in batchCases(inputDir, sequences):
+        if case.problem:
+            report.failed[case.source] = case.problem
+            continue
+        target = outputDir / f"{case.name}.seg.nrrd"
+        shas = [sha256_file(p) for p in case.files]
+        madeBy = {"model_sha256": modelSha, "input_sha256": shas[0] if len(shas) == 1
+                  else shas}
         try:
-            if not overwrite and _alreadyDone(path, target, madeBy):
-                report.skipped[path] = target
+            if not overwrite and _alreadyDone(case.source, target, madeBy):
+                report.skipped[case.source] = target
                 continue
         except SARError as exc:
-            report.failed[path] = str(exc)
+            report.failed[case.source] = str(exc)
             continue
-        todo.append((path, target, madeBy))
+        todo.append((case, target, madeBy))
     for start in range(0, len(todo), chunk):
         part = todo[start:start + chunk]
-        outcomes = logic.processFiles([p for p, _, _ in part], modelPath, device, fast)
-        for (_, target, madeBy), outcome in zip(part, outcomes):
+        outcomes = logic.processFiles([c.files if len(c.files) > 1 else c.files[0]
+                                       for c, _, _ in part], modelPath, device, fast)
+        for (case, target, madeBy), outcome in zip(part, outcomes):
             if outcome.segmentation is None:
-                report.failed[outcome.path] = outcome.error
-                log.error("%s: %s", outcome.path, outcome.error)
+                report.failed[case.source] = outcome.error
+                log.error("%s: %s", case.source, outcome.error)
                 continue
             try:
                 _record(target).unlink(missing_ok=True)
-                report.written[outcome.path] = MrmlIO.saveNode(outcome.segmentation, target)
+                report.written[case.source] = MrmlIO.saveNode(outcome.segmentation, target)
                 write_json_atomic(_record(target), madeBy)
             except SARError as exc:  # one unwritable file must not stop the rest
-                report.failed[outcome.path] = str(exc)
+                report.failed[case.source] = str(exc)
         for outcome in outcomes:  # keep memory bounded: drop the chunk's nodes
-            MrmlIO.removeNodes(logic.scene, outcome.segmentation, outcome.volume)
+            MrmlIO.removeNodes(logic.scene, outcome.segmentation, *outcome.volumes)
     return report

@@ -7,8 +7,8 @@ start and poll; :meth:`SARLogic.process` is the blocking, dialog-free entry poin
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,12 +43,17 @@ from SARCore.errors import SARError  # noqa: E402
 
 @dataclass
 class FileOutcome:
-    """One input file of a batch: its volume node, its segmentation node or why not."""
+    """One input of a batch (a file, or one file per sequence): its volume node(s), its
+    segmentation node or why not."""
 
     path: Path
-    volume: Any = None
+    volumes: list = field(default_factory=list)  # one per sequence; the first gives the grid
     segmentation: Any = None
     error: str = ""
+
+    @property
+    def volume(self) -> Any:
+        return self.volumes[0] if self.volumes else None
 
 
 class JobFailedError(SARError):
@@ -215,19 +220,28 @@ class SARLogic:
             raise JobFailedError(cases[0].error or result.message, inputVolume.GetName())
         return cases[0].segmentation
 
-    def processFiles(self, files: list[Path], modelPath: str | Path, device: str = "auto",
-                     fast: bool = False, timeout: float | None = None,
+    def processFiles(self, files: Sequence[Path | Sequence[Path]], modelPath: str | Path,
+                     device: str = "auto", fast: bool = False, timeout: float | None = None,
                      onEvent: Callable[[Event], None] | None = None) -> list[FileOutcome]:
-        """Load and segment several files in one engine run; unreadable files are reported."""
+        """Load and segment several inputs in one engine run: each a file, or for a
+        multi-sequence model a list of files in the header's sequence order. Unreadable
+        files are reported per input; the others are segmented."""
         outcomes = []
-        for path in files:
+        for item in files:
+            paths = [Path(p) for p in item] if isinstance(item, (list, tuple)) else [Path(item)]
+            outcome = FileOutcome(paths[0])
             try:
-                outcomes.append(FileOutcome(Path(path), MrmlIO.loadVolume(self.scene, path)))
+                for path in paths:
+                    outcome.volumes.append(MrmlIO.loadVolume(self.scene, path))
             except SARError as exc:
-                outcomes.append(FileOutcome(Path(path), error=str(exc)))
-        loaded = [o for o in outcomes if o.volume is not None]
+                outcome.error = str(exc)
+                MrmlIO.removeNodes(self.scene, *outcome.volumes)
+                outcome.volumes = []
+            outcomes.append(outcome)
+        loaded = [o for o in outcomes if o.volumes]
         if loaded:
-            cases, _ = segmentVolumes(self.scene, [o.volume for o in loaded], modelPath, device,
+            inputs = [o.volumes if len(o.volumes) > 1 else o.volume for o in loaded]
+            cases, _ = segmentVolumes(self.scene, inputs, modelPath, device,
                                       fast, None, False, timeout, onEvent, False, self.python)
             for outcome, case in zip(loaded, cases):
                 outcome.segmentation = case.segmentation

@@ -4,6 +4,8 @@ The logic (:meth:`~SARSegmentationLib.Logic.SARLogic.sequenceSlots`) says which
 sequences the chosen model takes and which volume best fits each; this builds one
 ``qMRMLNodeComboBox`` per sequence in the Segment section and hands a user's pick back
 to the logic. A one-channel model hides the box: the input volume is all it takes.
+Volumes loaded or removed while the panel is open re-run the guess (once per burst of
+scene events, so loading a whole scene costs one refresh).
 """
 
 from __future__ import annotations
@@ -23,7 +25,29 @@ class SequencePicker:
         self.combos: dict[str, Any] = {}
         self.params = None
         self.header: dict[str, Any] | None = None
+        self.refreshPending = False
         container.visible = False
+        scene = slicer.mrmlScene
+        self.observers = [scene.AddObserver(event, self._sceneChanged)
+                          for event in (scene.NodeAddedEvent, scene.NodeRemovedEvent)]
+
+    def cleanup(self) -> None:
+        """Stop watching the scene (the module is closing or reloading)."""
+        for tag in self.observers:
+            slicer.mrmlScene.RemoveObserver(tag)
+        self.observers = []
+
+    def _sceneChanged(self, *_) -> None:
+        """A node came or went: guess again once the current burst of events is over
+        (a new volume's name is set only after it is added)."""
+        if self.combos and not self.refreshPending:
+            self.refreshPending = True
+            qt.QTimer.singleShot(0, self._refresh)
+
+    def _refresh(self) -> None:
+        self.refreshPending = False
+        if self.combos:
+            self.show(self.params, self.header)
 
     def show(self, params, header: dict[str, Any] | None) -> None:
         """Selectors for ``header``'s sequences, each showing the user's pick or a guess.

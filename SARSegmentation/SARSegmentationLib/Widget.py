@@ -147,6 +147,7 @@ class SARPanel(JobsMixin, SegmentMixin, CorrectionMixin, ModelsMixin, Environmen
         remove its temporary files."""
         self.timer.stop()
         self.folderTimer.stop()
+        self.sequencePicker.cleanup()
         for watcher in (self.watcher, self.probe):
             if watcher is not None:
                 watcher.runner.cancel(block=True)

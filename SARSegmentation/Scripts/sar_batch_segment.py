@@ -1,5 +1,7 @@
 """Segment every volume in a folder with a SAR model and write ``.seg.nrrd`` files.
 
+For a multi-sequence model the folder holds case folders, one file per sequence.
+
     Slicer --no-splash --no-main-window --python-script sar_batch_segment.py \
         --input DIR --model FILE.sarmodel --out DIR [--device auto|cpu|cuda|mps] [--fast]
 
@@ -23,7 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # SARSegmentationL
 def parseArguments(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="sar_batch_segment.py", description=__doc__.split(
         "\n")[0])
-    parser.add_argument("--input", required=True, type=Path, help="folder of volume files")
+    parser.add_argument("--input", required=True, type=Path, help="folder of volume files (for a multi-sequence model: of case folders, one "
+                             "file per sequence)")
     parser.add_argument("--model", required=True, type=Path, help="a .sarmodel file")
     parser.add_argument("--out", "--output", dest="output", required=True, type=Path,
                         help="folder for .seg.nrrd (--output: the former name)")
