@@ -44,7 +44,8 @@ def test_csv_of_image_label_pairs(data_dir: Path, tmp_path: Path) -> None:
         f"tcga{i},{data_dir}/tcga_gbm_t1gd/brain{i}_image.nrrd,"
         f"{data_dir}/tcga_gbm_t1gd/brain{i}_label.nrrd" for i in (1, 2)]
     (tmp_path / "cases.csv").write_text("\n".join(rows) + "\n")
-    cases = find_labeled_cases(tmp_path / "cases.csv", modality="MRI")
+    cases = find_labeled_cases(tmp_path / "cases.csv", modality="MRI",
+                               allow_outside=True)  # absolute paths: allowed explicitly
     assert [c.case_id for c in cases] == ["tcga1", "tcga2"]
     assert cases[1].label.name == "brain2_label.nrrd"
     (tmp_path / "bad.csv").write_text("image,mask\na.nii.gz,b.nii.gz\n")

@@ -44,6 +44,6 @@ def test_unknown_layout_says_it_falls_back_to_minmax(data_dir: Path, tmp_path: P
         f"{data_dir}/tcga_gbm_t1gd/brain{i}_label.nrrd" for i in (1, 2)]
     (tmp_path / "cases.csv").write_text("\n".join(rows) + "\n")
     plan = plan_run(FinetuneConfig(data=str(tmp_path / "cases.csv"), modality="MRI",
-                                   test_ratio=0.5))
+                                   test_ratio=0.5, allow_outside_paths=True))
     assert plan.preset.name == "mri" and "min-max" in plan.preset_reason
     assert "--preset brats" in plan.preset_reason

@@ -166,3 +166,63 @@ def test_pretrain_refuses_a_cube_shard_outside_its_store(
                  "--max-steps", "1", "--device", "cpu", "--progress", "json"]) == 1
     assert f"outside the folder of {META_NAME}" in _error(_events(capsys))
     assert not (out / "model.sarmodel").exists()
+
+
+def test_a_csv_keeps_its_files_inside_its_folder_unless_allowed(
+        tmp_path: Path, brats2015_cases: list[Path]) -> None:
+    """The fine-tuning CSV follows the dataset.json rule: relative paths inside its folder
+    are read, absolute ones and ``..`` need ``allow_outside_paths``."""
+    from SARCore.finetune.data import find_labeled_cases
+
+    inside = tmp_path / "csv_inside"
+    shutil.copytree(brats2015_cases[0], inside / "p1")
+    (inside / "cases.csv").write_text("image,label\np1/Flair_subtrMeanDivStd.nii.gz,"
+                                      "p1/OTMultiClass.nii.gz\n")
+    [case] = find_labeled_cases(inside / "cases.csv")
+    assert case.label == inside / "p1" / "OTMultiClass.nii.gz"
+
+    listed = tmp_path / "csv_outside" / "cases.csv"
+    listed.parent.mkdir()
+    rows = [f"{c.name},{c / 'Flair_subtrMeanDivStd.nii.gz'},{c / 'OTMultiClass.nii.gz'}"
+            for c in brats2015_cases[:2]]
+    listed.write_text("id,image,label\n" + "\n".join(rows) + "\n")
+    with pytest.raises(DataError, match="outside the folder of cases.csv") as caught:
+        find_labeled_cases(listed)
+    assert caught.value.path == str(listed) and "--allow-outside-paths" in str(caught.value)
+    dotted = tmp_path / "csv_inside" / "dotted.csv"
+    dotted.write_text("image,label\n../csv_outside/x.nii.gz,p1/OTMultiClass.nii.gz\n")
+    with pytest.raises(DataError, match="outside the folder of dotted.csv"):
+        find_labeled_cases(dotted)
+    allowed = find_labeled_cases(listed, allow_outside=True)
+    assert [c.label for c in allowed] == [c / "OTMultiClass.nii.gz"
+                                          for c in brats2015_cases[:2]]
+
+
+def test_an_experiments_unlabeled_dataset_json_follows_the_same_rule(
+        tmp_path: Path, brats2015_cases: list[Path]) -> None:
+    """``pretraining.data`` entries: a dataset.json naming outside scans is refused before
+    any stage runs, unless the entry says ``allow_outside_paths: true``."""
+    import yaml
+
+    from SARCore.errors import ConfigError
+    from SARCore.experiment.config import load_experiment
+    from SARCore.experiment.runner import _unlabeled_files
+
+    _dataset(tmp_path / "data" / "unlabeled", [
+        {"image": str(case / "T1c_subtrMeanDivStd.nii.gz")} for case in brats2015_cases[:2]])
+    raw = yaml.safe_load((Path(__file__).resolve().parents[1] / "experiments" / "mini.yaml")
+                         .read_text())
+    raw["pretraining"]["data"] = [{"path": "unlabeled", "preset": "mri"}]
+    path = tmp_path / "exp.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(DataError, match=OUTSIDE):
+        _unlabeled_files(load_experiment(path), tmp_path / "data")
+    raw["pretraining"]["data"][0]["allow_outside_paths"] = True
+    path.write_text(yaml.safe_dump(raw))
+    files = _unlabeled_files(load_experiment(path), tmp_path / "data")
+    assert sorted(files) == sorted(str(c / "T1c_subtrMeanDivStd.nii.gz")
+                                   for c in brats2015_cases[:2])
+    raw["pretraining"]["data"][0]["allow_outside_paths"] = "yes"
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ConfigError, match="allow_outside_paths of unlabeled"):
+        load_experiment(path)

@@ -92,9 +92,9 @@ def add_labels(parser: argparse.ArgumentParser, extra: str = "") -> None:
 
 
 #: ``--allow-outside-paths``: one rule for every verb that reads an MSD ``dataset.json``.
-ALLOW_OUTSIDE_HELP = ("let a dataset.json name files outside its own folder (absolute paths, "
-                      "..); refused by default, so a downloaded dataset cannot reach other "
-                      "files")
+ALLOW_OUTSIDE_HELP = ("let a dataset.json (or a fine-tuning CSV) name files outside its own "
+                      "folder (absolute paths, ..); refused by default, so a downloaded "
+                      "dataset cannot reach other files")
 
 
 def add_allow_outside_paths(parser: argparse.ArgumentParser) -> None:

@@ -16,6 +16,9 @@ YAML layout (every path is relative to ``--data-root``; see ``experiments/*.yaml
         - {path: LUNA16, preset: ct, subsets: [0, 1, 2, 3, 4, 5, 6], per_volume: [16, 16, 32]}
                                   # subsets: only cases under subset<N>/ folders (LUNA16);
                                   # per_volume: this entry's cube counts (paper Table 1)
+        - {path: msd/dataset.json, preset: ct, allow_outside_paths: true}
+                                  # a dataset.json naming files outside its folder
+                                  # (refused unless the entry allows it)
       spacing: [2, 2, 2]          # optional: overrides the presets' 1 mm
       cubes: {per_volume: [2, 2, 4]}            # CubeConfig fields
       methods: [sar, genesis, sar-large]
@@ -74,9 +77,13 @@ class UnlabeledSource:
     sequence: str = "all"   # BraTS folders: every sequence is a volume (paper Table 1)
     per_volume: tuple[int, ...] = ()  # this entry's (large, medium, small) cube counts
     subsets: tuple[int, ...] = ()     # LUNA16: only cases under these subset<N>/ folders
+    allow_outside_paths: bool = False  # its dataset.json may name files outside its folder
 
     def __post_init__(self) -> None:
         check_choice("preset of unlabeled data", self.preset, ("ct", "mri"))
+        if not isinstance(self.allow_outside_paths, bool):
+            raise ConfigError(f"allow_outside_paths of {self.path} must be true or false, "
+                              f"not {self.allow_outside_paths!r}")
         for name in ("per_volume", "subsets"):
             value = getattr(self, name)
             if isinstance(value, list):

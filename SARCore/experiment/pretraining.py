@@ -35,7 +35,8 @@ def _preprocess_source(source: UnlabeledSource, index: int, config: ExperimentCo
     folder = out / "pretraining" / "preprocessed" / f"{index}_{_slug(source.path)}"
     spacing = tuple(config.pretraining.spacing) or None
     preset = get_preset(source.preset, target_spacing=spacing)
-    cases = discover_cases([path], sequence=source.sequence, modality=source.modality or None)
+    cases = discover_cases([path], sequence=source.sequence, modality=source.modality or None,
+                           allow_outside=source.allow_outside_paths)
     cases = [c for c in cases if source.keeps(c.source)]
     if not cases:
         raise DataError(f"no scan under subset folders {list(source.subsets)}", path,

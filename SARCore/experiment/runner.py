@@ -45,7 +45,8 @@ def _unlabeled_files(config: ExperimentConfig, data_root: Path) -> list[str]:
     files = []
     for source in config.pretraining.data:
         cases = discover_cases([resolve(data_root, source.path)], sequence=source.sequence,
-                               modality=source.modality or None)
+                               modality=source.modality or None,
+                               allow_outside=source.allow_outside_paths)
         files += [str(p) for c in cases for p in c.images]
     return files
 

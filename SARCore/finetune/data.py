@@ -5,8 +5,9 @@
 * an MSD folder or its ``dataset.json`` (``imagesTr``/``labelsTr``),
 * a folder of BraTS case folders (one image per chosen sequence + a label file),
 * a CSV with columns ``image,label`` (optionally ``id``, ``modality``, or one image
-  column per sequence named like the sequence, e.g. ``flair,t1c,label``); relative
-  paths are relative to the CSV's folder.
+  column per sequence named like the sequence, e.g. ``flair,t1c,label``); paths are
+  relative to the CSV's folder and stay inside it, as a ``dataset.json``'s do (absolute
+  paths and ``..`` need ``allow_outside_paths`` / ``--allow-outside-paths``).
 
 Folders go through :func:`SARCore.io.discovery.discover_cases`; several sequences become
 the input channels of one case. Preprocessed volumes are cached as ``.nii.gz`` under a
@@ -38,6 +39,7 @@ from SARCore.finetune.patches import Volume
 from SARCore.io.arrays import image_to_array
 from SARCore.io.checksum import sha256_file
 from SARCore.io.discovery import CaseSpec, discover_cases
+from SARCore.io.paths import inside_folder
 from SARCore.io.readers import read_image, read_label
 from SARCore.io.writers import write_image
 from SARCore.preprocess.image import preprocess_image
@@ -46,6 +48,8 @@ from SARCore.preprocess.presets import Preset
 from SARCore.progress import NullReporter, Reporter
 
 log = logging.getLogger(__name__)
+_CSV_OUTSIDE_HINT = ("write paths relative to the CSV's folder, or allow outside paths "
+                     "explicitly (--allow-outside-paths)")
 
 #: Images are held in memory as float16 (patches are float32): half the RAM for a whole
 #: training set, and the normalised intensities (|x| < ~10) keep 3 significant digits.
@@ -73,13 +77,13 @@ def find_labeled_cases(data: str | Path, sequences: Sequence[str] = (),
                        modality: str | None = None, allow_outside: bool = False,
                        ) -> list[LabeledCase]:
     """Every labeled case behind ``data`` (cases without a label are skipped and logged);
-    ``allow_outside``: a ``dataset.json`` may name files outside its folder."""
+    ``allow_outside``: a ``dataset.json`` or CSV may name files outside its folder."""
     path = Path(data).expanduser()
     if not path.exists():
         raise DataError("labeled data not found", path,
                         "give an MSD dataset.json, a folder of BraTS cases or a CSV")
     if path.is_file() and path.suffix.lower() == ".csv":
-        cases = _csv_cases(path, tuple(sequences), modality)
+        cases = _csv_cases(path, tuple(sequences), modality, allow_outside)
     else:
         root = path.parent if path.name == "dataset.json" else path
         cases = _discovered_cases(root, tuple(sequences), modality, allow_outside)
@@ -112,7 +116,7 @@ def _discovered_cases(root: Path, sequences: tuple[str, ...], modality: str | No
 
 
 def _csv_cases(path: Path, sequences: tuple[str, ...], modality: str | None,
-               ) -> list[LabeledCase]:
+               allow_outside: bool = False) -> list[LabeledCase]:
     try:
         with open(path, newline="", encoding="utf-8-sig") as handle:
             rows = list(csv.DictReader(handle))
@@ -131,7 +135,8 @@ def _csv_cases(path: Path, sequences: tuple[str, ...], modality: str | None,
         empty = [c for c in names if not row.get(c)]
         if empty:
             raise DataError(f"line {number}: column {empty[0]!r} is empty", path)
-        files = [path.parent / row[c] for c in names]
+        files = [inside_folder(path.parent, row[c], path, allow_outside, _CSV_OUTSIDE_HINT)
+                 for c in names]
         absent = [f for f in files if not f.exists()]
         if absent:
             raise DataError(f"line {number}: file not found: {absent[0]}", path)
