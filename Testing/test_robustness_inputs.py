@@ -235,6 +235,34 @@ def test_output_folder_that_cannot_be_one(tmp_path: Path, mri_tcga: Path, where:
     assert blocker.read_text() == "x"
 
 
+def _unwritable_folder(tmp_path: Path) -> Path:
+    """A folder this process may not write in: a read-only folder for a normal user; for
+    root (who ignores file modes, as in CI) a path under sysfs, where even root may not
+    create anything."""
+    import os
+
+    if os.geteuid() != 0:
+        folder = tmp_path / "read_only"
+        folder.mkdir()
+        folder.chmod(0o500)
+        return folder / "out"
+    return Path("/sys/sar-unwritable-test")
+
+
+def test_an_unwritable_output_folder_is_refused_before_any_work(tmp_path: Path,
+                                                                mri_tcga: Path) -> None:
+    out = _unwritable_folder(tmp_path)
+    assert not out.exists()
+    code, events, stderr = sar("preprocess", str(mri_tcga), "--out", str(out), "--preset",
+                               "mri")
+    assert code == 1, stderr
+    assert_no_traceback(stderr)
+    [message] = errors(events)
+    assert "output folder is not writable" in message and str(out) in message
+    assert not [e for e in events if e["event"] == "progress"]  # refused before any work
+    assert not out.exists()
+
+
 def test_traceback_only_with_debug_logging(tmp_path: Path, mri_tcga: Path) -> None:
     blocker = tmp_path / "a_file"
     blocker.write_text("x")
