@@ -281,9 +281,11 @@ def test_experiment_cli_stops_before_any_stage(tmp_path: Path, capsys) -> None:
 
 
 def _csv(tmp_path: Path, data_dir: Path) -> Path:
-    folder = data_dir / "tcga_gbm_t1gd"
+    """A one-case CSV beside its files (paths inside the CSV's folder, as the rule asks)."""
+    for name in ("brain1_image.nrrd", "brain1_label.nrrd"):
+        shutil.copy(data_dir / "tcga_gbm_t1gd" / name, tmp_path / name)
     (tmp_path / "cases.csv").write_text(
-        f"id,image,label\nbrain1,{folder / 'brain1_image.nrrd'},{folder / 'brain1_label.nrrd'}\n")
+        "id,image,label\nbrain1,brain1_image.nrrd,brain1_label.nrrd\n")
     return tmp_path / "cases.csv"
 
 
