@@ -226,3 +226,20 @@ def test_an_experiments_unlabeled_dataset_json_follows_the_same_rule(
     path.write_text(yaml.safe_dump(raw))
     with pytest.raises(ConfigError, match="allow_outside_paths of unlabeled"):
         load_experiment(path)
+
+
+def test_allowing_outside_paths_does_not_change_a_finished_stage() -> None:
+    """The option only permits reading, so it is not part of the preprocessing stage's
+    fingerprint: an experiment finished before the option existed (its markers record
+    path, preset, modality and sequence) is still done after an upgrade, and turning the
+    option on does not redo the stage."""
+    from SARCore.experiment.config import UnlabeledSource
+    from SARCore.experiment.pretraining import source_settings
+    from SARCore.experiment.stages import fingerprint
+
+    recorded_before = {"path": "ct/chest_ct", "preset": "ct", "modality": "", "sequence": "all"}
+    plain = UnlabeledSource("ct/chest_ct")
+    allowed = UnlabeledSource("ct/chest_ct", allow_outside_paths=True)
+    assert source_settings(plain) == recorded_before
+    assert fingerprint(source_settings(allowed)) == fingerprint(recorded_before)
+    assert source_settings(UnlabeledSource("LUNA16", subsets=(0, 1)))["subsets"] == (0, 1)

@@ -51,6 +51,17 @@ def _preprocess_source(source: UnlabeledSource, index: int, config: ExperimentCo
             "preset": preset.to_dict()}
 
 
+def source_settings(source: UnlabeledSource) -> dict[str, Any]:
+    """What decides a source's preprocessing stage (its fingerprint). Options that cannot
+    change the outputs are left out (``per_volume`` acts at the cube stage;
+    ``allow_outside_paths`` only permits reading), and so are fields at their "off" value
+    that older versions did not record, so an experiment finished before an upgrade is
+    still recognised as done."""
+    return {k: v for k, v in vars(source).items()
+            if k not in ("per_volume", "allow_outside_paths")
+            and not (k == "subsets" and not v)}
+
+
 def run_pretraining(config: ExperimentConfig, data_root: Path, out: Path, book: StageBook,
                     reporter: Reporter) -> dict[str, dict[str, Any]]:
     """Pre-trained model outputs per method (``{"model": path, ...}``)."""
@@ -59,9 +70,7 @@ def run_pretraining(config: ExperimentConfig, data_root: Path, out: Path, book: 
         return {}
     folders, stamps = [], []
     for index, source in enumerate(plan.data):
-        described = {k: v for k, v in vars(source).items()
-                     if k != "per_volume" and not (k == "subsets" and not v)}
-        settings = {"source": described, "spacing": list(plan.spacing)}
+        settings = {"source": source_settings(source), "spacing": list(plan.spacing)}
         done = book.run(f"preprocess-{index}-{_slug(source.path)}", settings,
                         lambda s=source, i=index: _preprocess_source(s, i, config, data_root,
                                                                      out, reporter))
