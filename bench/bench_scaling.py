@@ -187,8 +187,10 @@ def segmentation_curve(width_divisor: int, shrink: int, folder: Path) -> dict:
     from SARCore.inference import Segmenter, SegmentOptions
     from SARCore.inference.model import load_segmentation_model
 
+    # The whole volume: these curves measure how the network's work grows with voxels, not
+    # how much of each scan is constant fill (which the default content crop skips).
     segmenter = Segmenter(load_segmentation_model(segmentation_model(width_divisor, folder)),
-                          SegmentOptions(device="cpu"))
+                          SegmentOptions(device="cpu", crop_to_content=False))
     volumes = segmentation_volumes(shrink)
     first = next(iter(volumes.values()))  # warm-up (oneDNN primitives, allocator), untimed
     size = [min(64, n) for n in first.GetSize()]  # from the centre: a corner is all background,

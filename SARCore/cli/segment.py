@@ -34,7 +34,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="windows per forward pass (default: what the budget holds)")
     parser.add_argument("--memory-gb", type=float, metavar="GB",
                         help="memory for the network's activations (default: a quarter of "
-                             "available RAM up to 8 GB, or half the free GPU memory)")
+                             "available RAM up to 3 GB, or half the free GPU memory)")
+    parser.add_argument("--no-content-crop", dest="crop_to_content", action="store_false",
+                        help="run the network on the whole scan; by default it runs on the "
+                             "box around everything that differs from the scan's corner "
+                             "value (skull-stripped brains: about a third of the voxels), "
+                             "and the constant fill outside is background")
     parser.add_argument("--tta", action="store_true",
                         help="test-time augmentation: average the 8 axis-flip combinations")
     parser.add_argument("--probabilities", action="store_true",
@@ -58,7 +63,8 @@ def run(args: argparse.Namespace, reporter: Reporter) -> int:
         fast_spacing=args.fast_spacing, window=tuple(args.window) if args.window else None,
         overlap=args.overlap, batch_size=args.batch_size, tta=args.tta,
         label_format=args.label_format, overwrite=args.overwrite, memory_gb=args.memory_gb,
-        probabilities=args.probabilities, allow_outside_paths=args.allow_outside_paths)
+        probabilities=args.probabilities, allow_outside_paths=args.allow_outside_paths,
+        crop_to_content=args.crop_to_content)
     report = segment_cases(args.inputs, args.model, args.out, options, reporter)
     lines = [f"  {o['case']}: {o['label']} ({o['seconds']} s)" for o in report.outputs]
     lines += [f"  {k['case']}: skipped, {k['label']} is from this model and input"

@@ -1,6 +1,7 @@
 """Whole-volume segmentation with a fine-tuned model file.
 
 * :mod:`~SARCore.inference.model`          - model file -> :class:`SegmentationModel`,
+* :mod:`~SARCore.inference.content`        - the box around the anatomy (outside: background),
 * :mod:`~SARCore.inference.sliding_window` - batched windows, Gaussian blending, bounded memory,
 * :mod:`~SARCore.inference.runtime`        - device, precision, fused layers, flip TTA,
 * :mod:`~SARCore.inference.segment`        - :class:`Segmenter`: scans -> label map,

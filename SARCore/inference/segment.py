@@ -32,6 +32,7 @@ import torch
 from SARCore.config import check_choice, check_positive
 from SARCore.errors import ConfigError, DataError
 from SARCore.inference.backmap import labels_on_reference
+from SARCore.inference.content import box_fraction, content_box, place_in_background
 from SARCore.inference.model import SegmentationModel
 from SARCore.inference.runtime import (
     MAX_TENSOR_ELEMENTS,
@@ -88,6 +89,7 @@ class SegmentOptions:
     channels_last: bool = True
     streamed: bool = True  # MG U-Net stage by stage in slabs (same result, less memory)
     probabilities: bool = False  # also write the probability (+ TTA disagreement) maps
+    crop_to_content: bool = True  # skip the constant fill around the anatomy (inference.content)
     allow_outside_paths: bool = False  # a dataset.json may name files outside its folder
 
     def __post_init__(self) -> None:
@@ -118,6 +120,7 @@ class Segmenter:
         enable_fixed_shape_tuning(self.device)
         self.last_window: tuple[int, int, int] | None = None  # what the last case used
         self.last_batch = 0
+        self.last_content_fraction = 1.0  # share of the last case's voxels the network saw
         net = prepare_network(model.net, self.device, self.options.channels_last)
         self.stream = (StreamedUNet(net, 0.0)
                        if self.options.streamed and isinstance(net, UNet3D) else None)
@@ -138,16 +141,24 @@ class Segmenter:
     def probabilities(self, images: Sequence[sitk.Image], progress: Progress | None = None
                       ) -> tuple[np.ndarray, Geometry]:
         """``(K, X, Y, Z)`` float16 probabilities on the preprocessed grid, and that grid."""
-        volume, grid = self.prepare(images)
+        whole, grid = self.prepare(images)
+        box = content_box(whole, self.model.patch_size) if self.options.crop_to_content \
+            else None
+        self.last_content_fraction = box_fraction(box, whole.shape[1:])
+        volume = whole if box is None else np.ascontiguousarray(whole[(slice(None), *box)])
         window, batch = self.plan(volume.shape[1:])
         for attempt in range(OOM_RETRIES + 1):
-            log.info("grid %s, window %s, batch %d, %s", grid.size, window, batch,
-                     "bf16" if self.autocast else "fp32")
+            log.info("grid %s, content %s (%.0f %% of the voxels), window %s, batch %d, %s",
+                     grid.size, volume.shape[1:], 100 * self.last_content_fraction, window,
+                     batch, "bf16" if self.autocast else "fp32")
             self.last_window, self.last_batch = window, batch
             try:
                 probabilities = sliding_window_predict(
                     volume, self.predictor, self.model.out_channels, window,
                     self.options.overlap, batch, self.device, progress)
+                if box is not None:
+                    probabilities = place_in_background(probabilities, whole.shape[1:], box,
+                                                        self.model.activation)
                 return probabilities, grid
             except torch.cuda.OutOfMemoryError:
                 if attempt == OOM_RETRIES or (batch == 1 and window == tuple(
