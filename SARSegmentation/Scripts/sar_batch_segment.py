@@ -25,8 +25,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # SARSegmentationL
 def parseArguments(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="sar_batch_segment.py", description=__doc__.split(
         "\n")[0])
-    parser.add_argument("--input", required=True, type=Path, help="folder of volume files (for a multi-sequence model: of case folders, one "
-                             "file per sequence)")
+    parser.add_argument("--input", required=True, type=Path,
+                        help="folder of volume files (for a multi-sequence model: of case "
+                             "folders, one file per sequence)")
     parser.add_argument("--model", required=True, type=Path, help="a .sarmodel file")
     parser.add_argument("--out", "--output", dest="output", required=True, type=Path,
                         help="folder for .seg.nrrd (--output: the former name)")
