@@ -168,7 +168,8 @@ def run_ours(image_path: Path, model_path: Path, out: Path, kind: str, device: s
     from SARCore.inference.sliding_window import WindowPlan
 
     options = SegmentOptions(fast=kind == "fast", overwrite=True, device=device,
-                             crop_to_content=kind != "whole")
+                             crop_to_content=kind != "whole",
+                             precision="fp32" if kind == "fp32" else "auto")
     start = time.perf_counter()
     report = segment_cases([image_path], model_path, out / kind, options)
     seconds = time.perf_counter() - start
@@ -234,9 +235,11 @@ def main() -> None:
     parser.add_argument("--network", choices=("bright", "random"), default="bright",
                         help="see the module docstring")
     parser.add_argument("--runs", nargs="+", default=["monai", "careful", "ours", "fast"],
-                        choices=("monai", "careful", "ours", "whole", "fast"),
+                        choices=("monai", "careful", "ours", "whole", "fp32", "fast"),
                         help="careful: MONAI tuned for a CPU, each of --careful-windows; "
-                             "whole: ours without the content crop (equal voxel work)")
+                             "whole: ours without the content crop (equal voxel work); "
+                             "fp32: ours forced to float32 (equal precision with MONAI "
+                             "where 'auto' picks bf16)")
     parser.add_argument("--careful-windows", nargs="+", default=list(CAREFUL_WINDOWS))
     parser.add_argument("--only", help=argparse.SUPPRESS)
     parser.add_argument("--model", help=argparse.SUPPRESS)
@@ -263,7 +266,7 @@ def report(results: dict, args: argparse.Namespace) -> None:
     print(f"image {Path(args.image).name} {size}, width_divisor {args.width_divisor}, "
           f"{args.network} network, {args.device}, {args.threads} threads, torch {torch.__version__}")
     print(f"{'run':18s} {'seconds':>9s} {'CPU s':>8s} {'load':>5s} {'peak GB':>8s} {'windows':>8s} {'window':>14s} "
-          f"{'batch':>5s} {'fg %':>6s} {'Dice vs MONAI':>14s} {'Dice vs ours':>13s} "
+          f"{'batch':>5s} {'dtype':>5s} {'fg %':>6s} {'Dice vs MONAI':>14s} {'Dice vs ours':>13s} "
           f"{'Dice vs manual':>15s}")
     ours = _labels(results["ours"]["label"]) if "ours" in results else None
     for kind, result in results.items():
@@ -275,6 +278,7 @@ def report(results: dict, args: argparse.Namespace) -> None:
         print(f"{kind:18s} {result['seconds']:9.1f} {result['cpu_seconds']:8.1f} "
               f"{result['load']:5.1f} {result['peak_rss_gb']:8.2f} "
               f"{result['windows']:8d} {window:>14s} {result['batch']:5d} "
+              f"{result.get('precision', 'fp32'):>5s} "
               f"{100 * labels.mean():6.2f} {agreement:>14s} {versus_ours:>13s} {truth:>15s}")
     if "ours" in results:
         voxels = math.prod(sitk.ReadImage(str(args.image)).GetSize())
@@ -294,6 +298,9 @@ def report(results: dict, args: argparse.Namespace) -> None:
         if "whole" in results and "monai" in results:
             print(f"at equal voxel work (whole, no content crop): "
                   f"{results['monai']['seconds'] / results['whole']['seconds']:.2f} x MONAI")
+        if "fp32" in results and "monai" in results:
+            print(f"at equal precision (fp32, content crop): "
+                  f"{results['monai']['seconds'] / results['fp32']['seconds']:.2f} x MONAI")
     if "monai" in results and "ours" in results:
         print(f"ratio: {results['monai']['seconds'] / results['ours']['seconds']:.2f}")
 
