@@ -159,7 +159,8 @@ def run_monai(image_path: Path, model_path: Path, out: Path, device: torch.devic
     steps = [math.ceil((n - w) / int(w * (1 - OVERLAP))) + 1 if n > w else 1
              for n, w in zip(volume.shape[2:], window)]  # MONAI's own window count
     return {"seconds": seconds, "label": str(out / f"{name}.nii.gz"),
-            "windows": math.prod(steps), "window": list(window), "batch": batch}
+            "windows": math.prod(steps), "window": list(window), "batch": batch,
+            "precision": "fp32"}
 
 
 def run_ours(image_path: Path, model_path: Path, out: Path, kind: str, device: str) -> dict:
@@ -278,7 +279,7 @@ def report(results: dict, args: argparse.Namespace) -> None:
         print(f"{kind:18s} {result['seconds']:9.1f} {result['cpu_seconds']:8.1f} "
               f"{result['load']:5.1f} {result['peak_rss_gb']:8.2f} "
               f"{result['windows']:8d} {window:>14s} {result['batch']:5d} "
-              f"{result.get('precision', 'fp32'):>5s} "
+              f"{result['precision']:>5s} "
               f"{100 * labels.mean():6.2f} {agreement:>14s} {versus_ours:>13s} {truth:>15s}")
     if "ours" in results:
         voxels = math.prod(sitk.ReadImage(str(args.image)).GetSize())
